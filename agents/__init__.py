@@ -1,0 +1,1 @@
+"""LLM policies and trainers (installed as ``codegym.agents``)."""

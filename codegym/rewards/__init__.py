@@ -1,0 +1,1 @@
+"""Reward functions: pure maps from (task, program, execution result) to a float."""

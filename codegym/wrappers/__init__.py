@@ -1,0 +1,1 @@
+"""Gymnasium wrappers that change how the reward is delivered, never the task."""

@@ -1,0 +1,1 @@
+"""Gymnasium environments for code generation (installed as ``codegym.envs``)."""
