@@ -51,7 +51,9 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     if args.task_id is None:
         for task in suite:
             kinds = sorted({t.kind for t in task.tests})
-            print(f"{task.task_id:<32} difficulty={task.difficulty} tests={len(task.tests)} ({'/'.join(kinds)})")
+            print(
+                f"{task.task_id:<32} difficulty={task.difficulty} tests={len(task.tests)} ({'/'.join(kinds)})"
+            )
         print(f"{len(suite)} tasks")
         return 0
     try:
@@ -75,7 +77,9 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="codegym", description="Code generation as Gymnasium RL environments.")
+    parser = argparse.ArgumentParser(
+        prog="codegym", description="Code generation as Gymnasium RL environments."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

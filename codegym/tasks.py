@@ -24,7 +24,7 @@ import ast
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, overload
+from typing import Any, Literal, overload
 
 PLAIN_SCALARS: tuple[type, ...] = (type(None), bool, int, float, str, bytes)
 PLAIN_CONTAINERS: tuple[type, ...] = (list, tuple, dict, set, frozenset)
@@ -135,7 +135,7 @@ class AssertTest:
         return self.code.strip()
 
 
-TestCase = Union[CallTest, StdioTest, AssertTest]
+TestCase = CallTest | StdioTest | AssertTest
 """Any of the three kinds of test case."""
 
 

@@ -28,7 +28,9 @@ def reward_name(fn: RewardFunction) -> str:
     return str(getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__))
 
 
-def reward_breakdown(fn: RewardFunction, task: Task, program: str, result: ExecutionResult) -> tuple[float, dict[str, float]]:
+def reward_breakdown(
+    fn: RewardFunction, task: Task, program: str, result: ExecutionResult
+) -> tuple[float, dict[str, float]]:
     """Return ``(total, components)``; a simple reward's components are ``{name: total}``."""
     components_fn = getattr(fn, "components", None)
     if callable(components_fn):

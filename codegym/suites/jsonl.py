@@ -38,7 +38,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def require(record: dict[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
-    """Return ``record[name]``, raising :class:`TaskError` naming ``where`` and the field if absent or mistyped."""
+    """Return ``record[name]``, or raise :class:`TaskError` naming ``where`` and the field."""
     if name not in record:
         raise TaskError(f"{where}: missing field {name!r}")
     value = record[name]
