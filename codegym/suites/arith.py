@@ -18,7 +18,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codegym.suites.procedural import check_count, difficulty_levels, split_for
+from codegym.suites.procedural import compile_function, dsl_metadata, generate
 from codegym.tasks import CallTest, Task, TaskSuite
 
 DIGITS: tuple[str, ...] = tuple("0123456789")
@@ -196,11 +196,8 @@ def make_task(tree_tokens: Sequence[str], *, task_id: str, rng: random.Random, d
     """
     if not can_end(tree_tokens):
         raise ValueError(f"arith: {task_id}: body {''.join(tree_tokens)!r} is not a complete expression")
-    body = "".join(tree_tokens)
     reference = program_from_tokens(tree_tokens)
-    namespace: dict[str, object] = {}
-    exec(compile(reference, f"<{task_id}>", "exec"), namespace)  # our own generated, validated program
-    fn = namespace[ENTRY_POINT]
+    fn = compile_function(reference, ENTRY_POINT)
     # Examples use small non-negative inputs (easy to read); hidden tests use the rest of -9..9.
     visible_xs = sorted(rng.sample(range(0, 6), NUM_VISIBLE))
     hidden_xs = rng.sample([x for x in range(-9, 10) if x not in visible_xs], NUM_HIDDEN)
@@ -216,18 +213,15 @@ def make_task(tree_tokens: Sequence[str], *, task_id: str, rng: random.Random, d
         reference=reference,
         tests=hidden,
         visible_tests=visible,
-        metadata={
-            "source": "codegym.arith",
-            "license": "MIT",
-            "difficulty": difficulty,
-            "split": split_for(body),
-            "dsl": "arith",
-            "program_prefix": PROGRAM_PREFIX,
-            "program_suffix": PROGRAM_SUFFIX,
-            "reference_tokens": tuple(tree_tokens),
-            "expression": spaced,
-            "description": _describe_tokens(tree_tokens),
-        },
+        metadata=dsl_metadata(
+            "arith",
+            difficulty=difficulty,
+            tokens=tree_tokens,
+            prefix=PROGRAM_PREFIX,
+            suffix=PROGRAM_SUFFIX,
+            expression=spaced,
+            description=_describe_tokens(tree_tokens),
+        ),
     )
 
 
@@ -235,6 +229,14 @@ def _describe_tokens(tokens: Sequence[str]) -> str:
     if len(tokens) == 3 and tokens[0] == "x" and tokens[1] in OPERATORS and tokens[2] in DIGITS:
         return f"x {_WORDS[tokens[1]]} {tokens[2]}"
     return _spaced(tokens)
+
+
+def sample_body(rng: random.Random, level: int) -> list[str]:
+    """Draw a random reference body of expression depth ``level`` that depends on ``x``."""
+    tree = _random_tree(rng, level)
+    while not _depends_on_x(tree):
+        tree = _random_tree(rng, level)
+    return tree.tokens()
 
 
 def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> TaskSuite:
@@ -252,15 +254,12 @@ def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> Ta
     Raises:
         ValueError: for a bad ``n`` or ``difficulty``.
     """
-    check_count(n, suite="arith")
-    levels = difficulty_levels(difficulty, suite="arith", low=1, high=MAX_DIFFICULTY)
-    rng = random.Random(f"arith:{seed}")
-    tasks = []
-    for i in range(n):
-        level = rng.choice(levels)
-        tree = _random_tree(rng, level)
-        while not _depends_on_x(tree):
-            tree = _random_tree(rng, level)
-        task_id = f"arith/d{level}/s{seed}/{i}"
-        tasks.append(make_task(tree.tokens(), task_id=task_id, rng=rng, difficulty=level))
-    return TaskSuite("arith", tasks)
+    return generate(
+        "arith",
+        n=n,
+        seed=seed,
+        difficulty=difficulty,
+        max_difficulty=MAX_DIFFICULTY,
+        sample_body=sample_body,
+        make_task=make_task,
+    )

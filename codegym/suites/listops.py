@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from codegym.suites.procedural import check_count, difficulty_levels, split_for
+from codegym.suites.procedural import compile_function, dsl_metadata, generate
 from codegym.tasks import CallTest, Task, TaskSuite
 
 _STEPS: tuple[tuple[str, str, str], ...] = (
@@ -135,10 +134,7 @@ def _random_pipeline(rng: random.Random, length: int) -> list[str]:
 
 
 def _compile(tokens: Sequence[str]) -> Callable[[list[int]], object]:
-    namespace: dict[str, Any] = {}
-    # Our own generated program, built only from VOCAB statements.
-    exec(compile(program_from_tokens(tokens), "<listops>", "exec"), namespace)
-    return namespace[ENTRY_POINT]
+    return compile_function(program_from_tokens(tokens), ENTRY_POINT)
 
 
 _PROBES = ([3, -1, 2, 2, 8, -6, 5], [0, 7, -3], [4, 4, 1], [-9, 6, -2, 9, 1, -5, 3])
@@ -182,19 +178,24 @@ def make_task(tokens: Sequence[str], *, task_id: str, rng: random.Random, diffic
         reference=reference,
         tests=hidden,
         visible_tests=visible,
-        metadata={
-            "source": "codegym.listops",
-            "license": "MIT",
-            "difficulty": difficulty,
-            "split": split_for("".join(tokens)),
-            "dsl": "listops",
-            "program_prefix": PROGRAM_PREFIX,
-            "program_suffix": PROGRAM_SUFFIX,
-            "reference_tokens": tuple(tokens),
-            "steps": tuple(STEP_NAMES[t] for t in tokens),
-            "description": words,
-        },
+        metadata=dsl_metadata(
+            "listops",
+            difficulty=difficulty,
+            tokens=tokens,
+            prefix=PROGRAM_PREFIX,
+            suffix=PROGRAM_SUFFIX,
+            steps=tuple(STEP_NAMES[t] for t in tokens),
+            description=words,
+        ),
     )
+
+
+def sample_body(rng: random.Random, level: int) -> list[str]:
+    """Draw a random pipeline of ``level`` steps whose output depends on its input."""
+    tokens = _random_pipeline(rng, level)
+    while _is_constant(tokens):
+        tokens = _random_pipeline(rng, level)
+    return tokens
 
 
 def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> TaskSuite:
@@ -209,14 +210,12 @@ def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> Ta
     Raises:
         ValueError: for a bad ``n`` or ``difficulty``.
     """
-    check_count(n, suite="listops")
-    levels = difficulty_levels(difficulty, suite="listops", low=1, high=MAX_DIFFICULTY)
-    rng = random.Random(f"listops:{seed}")
-    tasks = []
-    for i in range(n):
-        level = rng.choice(levels)
-        tokens = _random_pipeline(rng, level)
-        while _is_constant(tokens):
-            tokens = _random_pipeline(rng, level)
-        tasks.append(make_task(tokens, task_id=f"listops/d{level}/s{seed}/{i}", rng=rng, difficulty=level))
-    return TaskSuite("listops", tasks)
+    return generate(
+        "listops",
+        n=n,
+        seed=seed,
+        difficulty=difficulty,
+        max_difficulty=MAX_DIFFICULTY,
+        sample_body=sample_body,
+        make_task=make_task,
+    )

@@ -7,8 +7,12 @@ expression never appears in both splits, whatever ``seed`` and ``n`` are.
 
 from __future__ import annotations
 
+import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from codegym.tasks import Task, TaskSuite
 
 TEST_FRACTION_DENOMINATOR = 5
 """One program in this many (by hash) belongs to the test split."""
@@ -38,3 +42,62 @@ def check_count(n: int, *, suite: str) -> None:
     """Raise ``ValueError`` unless ``n`` is a positive int."""
     if type(n) is not int or n < 1:
         raise ValueError(f"{suite}: n must be a positive int, got {n!r}")
+
+
+def compile_function(program: str, entry_point: str) -> Callable[..., Any]:
+    """Run one of *our own* generated programs (built only from VOCAB tokens) and return its entry point."""
+    namespace: dict[str, Any] = {}
+    exec(compile(program, "<generated>", "exec"), namespace)
+    return namespace[entry_point]
+
+
+def dsl_metadata(
+    dsl: str, *, difficulty: int, tokens: Sequence[str], prefix: str, suffix: str, **extra: Any
+) -> dict[str, Any]:
+    """The metadata every procedural task carries (see the suite docs for the meaning of each key)."""
+    return {
+        "source": f"codegym.{dsl}",
+        "license": "MIT",
+        "difficulty": difficulty,
+        "split": split_for("".join(tokens)),
+        "dsl": dsl,
+        "program_prefix": prefix,
+        "program_suffix": suffix,
+        "reference_tokens": tuple(tokens),
+        **extra,
+    }
+
+
+def generate(
+    dsl: str,
+    *,
+    n: int,
+    seed: int,
+    difficulty: int | Sequence[int],
+    max_difficulty: int,
+    sample_body: Callable[[random.Random, int], Sequence[str]],
+    make_task: Callable[..., Task],
+) -> TaskSuite:
+    """Generate a procedural suite: for each of ``n`` tasks draw a level, a body and the task's tests.
+
+    Args:
+        dsl: Suite name, also the prefix of task ids (``"arith/d2/s0/17"``: level 2, seed 0, index 17).
+        n: Number of tasks.
+        seed: Seed; ``(n, seed, difficulty)`` determines the suite.
+        difficulty: One level or a sequence of levels drawn uniformly per task.
+        max_difficulty: The highest allowed level.
+        sample_body: ``(rng, level) -> tokens`` of a reference body.
+        make_task: ``make_task(tokens, task_id=..., rng=..., difficulty=...) -> Task``.
+
+    Raises:
+        ValueError: for a bad ``n`` or ``difficulty``.
+    """
+    check_count(n, suite=dsl)
+    levels = difficulty_levels(difficulty, suite=dsl, low=1, high=max_difficulty)
+    rng = random.Random(f"{dsl}:{seed}")
+    tasks = []
+    for i in range(n):
+        level = rng.choice(levels)
+        tokens = sample_body(rng, level)
+        tasks.append(make_task(tokens, task_id=f"{dsl}/d{level}/s{seed}/{i}", rng=rng, difficulty=level))
+    return TaskSuite(dsl, tasks)
