@@ -46,7 +46,7 @@ class TestOutcome:
 
     passed: bool
     status: str
-    duration_s: float = 0.0
+    duration_s: float = field(default=0.0, compare=False)  # timing is not part of the verdict
     verified_in_parent: bool = True
     visible: bool = False
     message: str = ""
@@ -74,9 +74,11 @@ class ExecutionResult:
     feedback: str = ""
     stdout: str = ""
     stderr: str = ""
-    duration_s: float = 0.0
+    # Timing and cache provenance are excluded from equality: two runs of the same program compare equal
+    # (environments put results in ``info``, and Gymnasium's determinism checks compare infos with ==).
+    duration_s: float = field(default=0.0, compare=False)
     task_id: str = ""
-    cached: bool = False
+    cached: bool = field(default=False, compare=False)
     visible_tests: tuple[TestOutcome, ...] = field(default=())
 
     @property
