@@ -1,0 +1,186 @@
+"""Similarity to the reference solution: CodeBLEU's syntax match and data-flow match, and PPOCoder's reward.
+
+The two scores follow CodeBLEU (Ren et al. 2020, section 3.2-3.3) exactly as the ``codebleu`` 0.7.0 package
+computes them for one (reference, candidate) pair, using its tree-sitter parser and its Python data-flow
+extractor; only the bookkeeping is ours (set look-ups instead of list scans, and the reference's parse
+cached per reference text, which matters in RL where one reference meets thousands of candidates).
+``bench/codebleu_agreement.py`` and ``tests/test_rewards_similarity.py`` check the agreement with
+``codebleu.syntax_match.corpus_syntax_match`` and ``codebleu.dataflow_match.corpus_dataflow_match``.
+
+Both need the ``rewards`` extra (``pip install codegym[rewards]``: codebleu 0.7.0, tree-sitter 0.22.3,
+tree-sitter-python 0.21.0).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from functools import lru_cache
+from typing import Any
+
+from codegym.execution.result import ExecutionResult
+from codegym.rewards.compose import WeightedSum
+from codegym.rewards.outcome import compiles
+from codegym.tasks import Task
+
+_LOCAL = threading.local()
+_INSTALL_HINT = (
+    "syntax_match and dataflow_match need the 'rewards' extra: pip install 'codegym[rewards]' "
+    "(codebleu==0.7.0, tree-sitter==0.22.3, tree-sitter-python==0.21.0)"
+)
+
+
+def _parser() -> Any:
+    """A tree-sitter parser for Python, one per thread (tree-sitter parsers are not thread-safe)."""
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        try:
+            from codebleu.utils import get_tree_sitter_language
+            from tree_sitter import Parser
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise ImportError(_INSTALL_HINT) from exc
+        parser = Parser()
+        parser.language = get_tree_sitter_language("python")
+        _LOCAL.parser = parser
+    return parser
+
+
+def _strip_comments(code: str) -> str:
+    from codebleu.parser import remove_comments_and_docstrings
+
+    try:
+        return remove_comments_and_docstrings(code, "python")
+    except Exception:  # codebleu keeps the text as is when its tokenizer fails
+        return code
+
+
+@lru_cache(maxsize=4096)
+def subtrees(code: str) -> tuple[str, ...]:
+    """All subtrees of ``code``'s tree-sitter AST with at least one child, as S-expressions, root first.
+
+    Comments and docstrings are removed first. This is CodeBLEU's ``get_all_sub_trees``: leaves (names,
+    literals) are not subtrees of their own, and S-expressions carry node types but no identifiers, so
+    renaming variables does not change the result.
+    """
+    root = _parser().parse(_strip_comments(code).encode("utf8")).root_node
+    out: list[str] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        out.append(str(node))
+        stack.extend(child for child in node.children if child.child_count)
+    return tuple(out)
+
+
+def syntax_match_score(reference: str, candidate: str) -> float:
+    """CodeBLEU's syntax match: the fraction of the reference's subtrees that occur in the candidate.
+
+    ``match = |{t in subtrees(ref) : t in subtrees(cand)}| / |subtrees(ref)|`` (counted with the
+    reference's multiplicity, as codebleu does). In [0, 1]; 1.0 for identical programs.
+    """
+    ref = subtrees(reference)
+    cand = set(subtrees(candidate))
+    return sum(1 for t in ref if t in cand) / len(ref)
+
+
+@lru_cache(maxsize=4096)
+def dataflow_edges(code: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """The data-flow graph of ``code`` as CodeBLEU extracts it, with variables renamed in order of use.
+
+    Each edge is ``(variable, relation, (source variables...))`` with relation ``"computedFrom"`` or
+    ``"comesFrom"``; names become ``var_0, var_1, ...`` in order of first appearance, so consistent
+    renaming of variables leaves the graph unchanged.
+    """
+    from codebleu.dataflow_match import dfg_function, get_data_flow, normalize_dataflow
+
+    dfg = get_data_flow(_strip_comments(code), [_parser(), dfg_function["python"]])
+    return tuple((var, rel, tuple(srcs)) for var, rel, srcs in normalize_dataflow(dfg))
+
+
+def dataflow_match_score(reference: str, candidate: str, empty: float = 0.0) -> float:
+    """CodeBLEU's data-flow match: the fraction of the reference's data-flow edges matched in the candidate.
+
+    Edges are matched one-to-one (a candidate edge is used at most once). When the reference has no
+    data-flow edge at all the score is undefined; codebleu returns 0 there, and so does this function
+    unless ``empty`` says otherwise.
+    """
+    ref = dataflow_edges(reference)
+    if not ref:
+        return empty
+    available = Counter(dataflow_edges(candidate))
+    matched = 0
+    for edge in ref:
+        if available[edge] > 0:
+            available[edge] -= 1
+            matched += 1
+    return matched / len(ref)
+
+
+def _reference(task: Task) -> str:
+    if not task.reference.strip():
+        raise ValueError(f"task {task.task_id}: has no reference program to compare with")
+    return task.reference
+
+
+def syntax_match(task: Task, program: str, result: ExecutionResult) -> float:
+    """PPOCoder's syntactic matching reward: CodeBLEU syntax match of ``program`` against ``task.reference``.
+
+    Formula (Ren et al. 2020, eq. 4): ``Match_ast = Count_clip(T_cand) / Count(T_ref)``, the fraction of
+    the reference's AST subtrees (tree-sitter, comments and docstrings removed, identifiers ignored) that
+    the candidate contains. In [0, 1]; independent of ``result``.
+
+    Args:
+        task: The task; ``task.reference`` is the program compared with.
+        program: The candidate program.
+        result: Its execution result (unused).
+
+    Returns:
+        The match in [0, 1].
+    """
+    return syntax_match_score(_reference(task), program)
+
+
+def dataflow_match(task: Task, program: str, result: ExecutionResult) -> float:
+    """PPOCoder's semantic matching reward: CodeBLEU data-flow match of ``program`` against the reference.
+
+    Formula (Ren et al. 2020, eq. 5): ``Match_df = Count_clip(DF_cand) / Count(DF_ref)``, the fraction of
+    the reference's data-flow edges (after renaming variables in order of use) found in the candidate.
+    0.0 when the reference has no data flow (codebleu's convention). Independent of ``result``.
+
+    Args:
+        task: The task; ``task.reference`` is the program compared with.
+        program: The candidate program.
+        result: Its execution result (unused).
+
+    Returns:
+        The match in [0, 1].
+    """
+    return dataflow_match_score(_reference(task), program)
+
+
+def ppocoder_reward(
+    compile_weight: float = 1.0,
+    syntax_weight: float = 1.0,
+    dataflow_weight: float = 1.0,
+    execution: Any = compiles,
+    name: str = "ppocoder",
+) -> WeightedSum:
+    """Build PPOCoder's reward (Shojaee et al. 2023, eq. 2) with configurable weights.
+
+    ``R = w_cs * R_cs + w_ast * syntax_match + w_dfg * dataflow_match``, where the compiler signal
+    ``R_cs`` is :func:`~codegym.rewards.compiles` (+1 / -1) by default; PPOCoder uses the graded
+    unit-test signal (:func:`~codegym.rewards.coderl_graded`) where tests exist, which ``execution=``
+    selects. PPOCoder's KL term is delivered by the :class:`~codegym.wrappers.KLRegularizer` wrapper.
+
+    Returns:
+        A :class:`~codegym.rewards.WeightedSum` whose components are named ``compiles`` (or the
+        execution reward's name), ``syntax_match`` and ``dataflow_match``.
+    """
+    return WeightedSum(
+        [(execution, compile_weight), (syntax_match, syntax_weight), (dataflow_match, dataflow_weight)],
+        name=name,
+    )
+
+
+ppocoder = ppocoder_reward()
+"""PPOCoder's reward with unit weights: ``compiles + syntax_match + dataflow_match``, in [-1, 3]."""
