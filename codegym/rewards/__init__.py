@@ -34,6 +34,7 @@ from codegym.rewards.outcome import (
     rltf_adaptive,
 )
 from codegym.rewards.similarity import (
+    codebleu_agreement,
     dataflow_match,
     dataflow_match_score,
     ppocoder,
@@ -80,6 +81,7 @@ __all__ = [
     "WeightedSum",
     "build_program",
     "coderl_graded",
+    "codebleu_agreement",
     "compiles",
     "completion_text",
     "dataflow_match",

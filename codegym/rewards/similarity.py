@@ -184,3 +184,46 @@ def ppocoder_reward(
 
 ppocoder = ppocoder_reward()
 """PPOCoder's reward with unit weights: ``compiles + syntax_match + dataflow_match``, in [-1, 3]."""
+
+
+def codebleu_agreement(pairs: list[tuple[str, str]]) -> dict[str, float]:
+    """Compare :func:`syntax_match_score` and :func:`dataflow_match_score` with the codebleu package.
+
+    For every ``(reference, candidate)`` pair, codebleu's ``corpus_syntax_match`` and
+    ``corpus_dataflow_match`` are called on that single pair and compared with ours.
+
+    Returns:
+        ``{"pairs", "syntax_mean_abs_diff", "syntax_max_abs_diff", "dataflow_mean_abs_diff",
+        "dataflow_max_abs_diff", "syntax_mean", "dataflow_mean"}``.
+    """
+    import logging
+
+    from codebleu.dataflow_match import corpus_dataflow_match
+    from codebleu.syntax_match import corpus_syntax_match
+
+    if not pairs:
+        raise ValueError("codebleu_agreement needs at least one (reference, candidate) pair")
+    syn_diffs, dfg_diffs, syn_vals, dfg_vals = [], [], [], []
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # codebleu warns on every reference without data flow
+    try:
+        for reference, candidate in pairs:
+            ours_syn = syntax_match_score(reference, candidate)
+            ours_dfg = dataflow_match_score(reference, candidate)
+            syn_diffs.append(abs(ours_syn - corpus_syntax_match([[reference]], [candidate], "python")))
+            dfg_diffs.append(abs(ours_dfg - corpus_dataflow_match([[reference]], [candidate], "python")))
+            syn_vals.append(ours_syn)
+            dfg_vals.append(ours_dfg)
+    finally:
+        logger.setLevel(level)
+    n = len(pairs)
+    return {
+        "pairs": float(n),
+        "syntax_mean_abs_diff": sum(syn_diffs) / n,
+        "syntax_max_abs_diff": max(syn_diffs),
+        "dataflow_mean_abs_diff": sum(dfg_diffs) / n,
+        "dataflow_max_abs_diff": max(dfg_diffs),
+        "syntax_mean": sum(syn_vals) / n,
+        "dataflow_mean": sum(dfg_vals) / n,
+    }
