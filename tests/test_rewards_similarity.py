@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,21 +32,36 @@ def test_agreement_with_codebleu_on_at_least_50_pairs() -> None:
     print(stats)
     assert stats["syntax_mean_abs_diff"] <= 0.05
     assert stats["dataflow_mean_abs_diff"] <= 0.05
-    # The implementation reuses codebleu's parser and extractor, so it agrees exactly.
-    assert stats["syntax_max_abs_diff"] == 0.0 and stats["dataflow_max_abs_diff"] == 0.0
+    # Same parser and extractor: syntax match agrees exactly; data flow differs only where codebleu's
+    # hash-ordered edge sources differ from our first-occurrence order.
+    assert stats["syntax_max_abs_diff"] == 0.0
     # The pairs are not degenerate: scores spread between 0 and 1.
     assert 0.2 < stats["syntax_mean"] < 0.95 and 0.2 < stats["dataflow_mean"] < 0.95
 
 
 def test_renaming_keeps_scores_and_other_programs_lower_them() -> None:
-    pairs = _make_pairs(3)
-    ref, same = pairs[0]
-    _, renamed = pairs[1]
-    _, other = pairs[4]
-    assert ref == same
+    ref = "def total(xs):\n    s = 0\n    for x in xs:\n        s = s + x\n    return s\n"
+    renamed = "def total(items):\n    acc = 0\n    for it in items:\n        acc = acc + it\n    return acc\n"
+    other = "def total(xs):\n    return sum(xs)\n"
     assert syntax_match_score(ref, ref) == 1.0 and dataflow_match_score(ref, ref) == 1.0
-    assert dataflow_match_score(ref, renamed) == 1.0
-    assert syntax_match_score(ref, other) < 0.9
+    assert syntax_match_score(ref, renamed) == 1.0 and dataflow_match_score(ref, renamed) == 1.0
+    assert syntax_match_score(ref, other) < 0.5 and dataflow_match_score(ref, other) < 0.5
+
+
+def test_dataflow_match_does_not_depend_on_the_hash_seed() -> None:
+    code = (
+        "from codegym.rewards import dataflow_match_score as d\n"
+        "ref = 'def total(xs):\\n    s = 0\\n    for x in xs:\\n        s = s + x\\n    return s\\n'\n"
+        "ren = 'def total(v):\\n    a = 0\\n    for i in v:\\n        a = a + i\\n    return a\\n'\n"
+        "print(d(ref, ren))\n"
+    )
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        argv = [sys.executable, "-c", code]
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+        outputs.add(out.stdout.strip())
+    assert outputs == {"1.0"}
 
 
 def test_reference_without_dataflow_follows_codebleu_or_the_given_default() -> None:

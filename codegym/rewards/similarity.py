@@ -1,9 +1,13 @@
 """Similarity to the reference solution: CodeBLEU's syntax match and data-flow match, and PPOCoder's reward.
 
-The two scores follow CodeBLEU (Ren et al. 2020, section 3.2-3.3) exactly as the ``codebleu`` 0.7.0 package
+The two scores follow CodeBLEU (Ren et al. 2020, section 3.2-3.3) as the ``codebleu`` 0.7.0 package
 computes them for one (reference, candidate) pair, using its tree-sitter parser and its Python data-flow
-extractor; only the bookkeeping is ours (set look-ups instead of list scans, and the reference's parse
-cached per reference text, which matters in RL where one reference meets thousands of candidates).
+extractor. The bookkeeping is ours: set look-ups instead of list scans, parses cached per program text
+(in RL one reference meets thousands of candidates), and one deliberate difference: codebleu orders the
+sources of a data-flow edge by string hash, so its data-flow score changes with ``PYTHONHASHSEED``
+and with variable renaming; ours orders them by first occurrence, which makes the reward deterministic
+and rename-invariant. Syntax match agrees exactly; data-flow match agrees wherever codebleu's order
+happens to match ours.
 ``bench/codebleu_agreement.py`` and ``tests/test_rewards_similarity.py`` check the agreement with
 ``codebleu.syntax_match.corpus_syntax_match`` and ``codebleu.dataflow_match.corpus_dataflow_match``.
 
@@ -83,18 +87,65 @@ def syntax_match_score(reference: str, candidate: str) -> float:
     return sum(1 for t in ref if t in cand) / len(ref)
 
 
+def _raw_dataflow(code: str) -> list[tuple[str, int, str, list[str]]]:
+    """CodeBLEU's data-flow extraction (``get_data_flow``) with a deterministic order of source names.
+
+    codebleu builds each edge's source list with ``list(set(...))``, so the order of source names, and
+    through the renaming below the score, depends on ``PYTHONHASHSEED``: the same pair can score
+    differently in two processes. Here every source list is ordered by where each name first occurs in
+    the data-flow graph (ties by name), which is deterministic and unchanged by renaming variables.
+    """
+    from codebleu.parser import DFG_python, index_to_code_token, tree_to_token_index
+
+    try:
+        root = _parser().parse(code.encode("utf8")).root_node
+        tokens_index = tree_to_token_index(root)
+        lines = code.split("\n")
+        index_to_code = {
+            index: (i, index_to_code_token(index, lines)) for i, index in enumerate(tokens_index)
+        }
+        try:
+            dfg, _ = DFG_python(root, index_to_code, {})
+        except Exception:  # codebleu's extractor fails on some partial trees; it then has no data flow
+            dfg = []
+    except Exception:
+        dfg = []
+    dfg = sorted(dfg, key=lambda d: d[1])
+    linked: set[int] = set()
+    for d in dfg:
+        if d[-1]:
+            linked.add(d[1])
+        linked.update(d[-1])
+    first_seen: dict[str, int] = {}
+    for d in dfg:
+        first_seen.setdefault(d[0], d[1])
+    merged: dict[int, tuple[str, int, str, list[str]]] = {}
+    for d in dfg:
+        if d[1] not in linked:
+            continue
+        names = list(d[3]) if d[1] not in merged else merged[d[1]][3] + list(d[3])
+        merged.setdefault(d[1], (d[0], d[1], d[2], []))
+        var, pos, rel, _ = merged[d[1]]
+        unique = sorted(dict.fromkeys(names), key=lambda n: (first_seen.get(n, 1 << 60), n))
+        merged[d[1]] = (var, pos, rel, unique)
+    return list(merged.values())
+
+
 @lru_cache(maxsize=4096)
 def dataflow_edges(code: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """The data-flow graph of ``code`` as CodeBLEU extracts it, with variables renamed in order of use.
 
     Each edge is ``(variable, relation, (source variables...))`` with relation ``"computedFrom"`` or
     ``"comesFrom"``; names become ``var_0, var_1, ...`` in order of first appearance, so consistent
-    renaming of variables leaves the graph unchanged.
+    renaming of variables leaves the graph unchanged. Comments and docstrings are removed first.
     """
-    from codebleu.dataflow_match import dfg_function, get_data_flow, normalize_dataflow
-
-    dfg = get_data_flow(_strip_comments(code), [_parser(), dfg_function["python"]])
-    return tuple((var, rel, tuple(srcs)) for var, rel, srcs in normalize_dataflow(dfg))
+    renamed: dict[str, str] = {}
+    edges = []
+    for var, _, rel, sources in _raw_dataflow(_strip_comments(code)):
+        for name in (*sources, var):
+            renamed.setdefault(name, f"var_{len(renamed)}")
+        edges.append((renamed[var], rel, tuple(renamed[n] for n in sources)))
+    return tuple(edges)
 
 
 def dataflow_match_score(reference: str, candidate: str, empty: float = 0.0) -> float:
