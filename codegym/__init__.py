@@ -39,6 +39,14 @@ __all__ = [
 ]
 
 
+try:  # register the codegym/<Suite>-<Kind>-v0 ids with Gymnasium (light: entry points are strings)
+    from codegym.envs.registration import register_envs as _register_envs
+
+    _register_envs()
+except ImportError:  # pragma: no cover - a partial install without the envs package
+    pass
+
+
 def __getattr__(name: str) -> Any:
     # The executor is imported on first use so that `import codegym` stays light.
     if name == "Executor":
