@@ -8,12 +8,12 @@ import pickle
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-
-import codegym
 from codegym.envs import ProgramEnv, RepairEnv, TokenEnv, env_ids
 from codegym.envs.base import acquire_executor, release_executor
 from codegym.envs.registration import SUITE_IDS
+from gymnasium.utils.env_checker import check_env
+
+import codegym
 
 needs_executor = pytest.mark.skipif(
     importlib.util.find_spec("codegym.execution.executor") is None, reason="the executor has not landed"
@@ -177,7 +177,8 @@ def test_pickle_round_trip_mid_episode():
     repair.step("def nothing(): pass\n")
     copy = pickle.loads(pickle.dumps(repair))
     assert copy.attempts == 1 and copy.task == repair.task
-    assert copy.step(repair.task.reference)[1:4] == repair.step(repair.task.reference)[1:4] == (1.0, True, False)
+    expected = (1.0, True, False)
+    assert copy.step(repair.task.reference)[1:4] == repair.step(repair.task.reference)[1:4] == expected
 
 
 def test_pickle_does_not_carry_a_live_executor():
@@ -246,7 +247,8 @@ def test_reference_earns_top_reward_and_junk_does_not(suite):
     for task in list(tasks)[:3]:
         env.reset(options={"task_id": task.task_id})
         _, reward, terminated, _, info = env.step(task.reference)
-        assert (reward, terminated, info["status"], info["pass_rate"]) == (1.0, True, "passed", 1.0), info["feedback"]
+        outcome = (reward, terminated, info["status"], info["pass_rate"])
+        assert outcome == (1.0, True, "passed", 1.0), info["feedback"]
         assert info["reward_components"] == {"pass_fail": 1.0} and info["result"].passed
         for junk in ("def (:\n", "", "import sys\nsys.exit(0)\n"):
             env.reset(options={"task_id": task.task_id})
@@ -282,7 +284,8 @@ def test_token_budget_truncates_and_executes():
     assert env.step(x)[2:4] == (False, False)
     assert env.step(plus)[2:4] == (False, False)
     _, reward, terminated, truncated, info = env.step(five)
-    assert (reward, terminated, truncated, info["status"], info["num_tokens"]) == (1.0, False, True, "passed", 3)
+    outcome = (reward, terminated, truncated, info["status"], info["num_tokens"])
+    assert outcome == (1.0, False, True, "passed", 3)
 
 
 @needs_executor
@@ -297,7 +300,7 @@ def test_repair_env_feedback_terminated_and_truncated():
     obs, reward, terminated, truncated, _ = env.step(env.task.reference)
     assert (reward, terminated, truncated) == (1.0, True, False)
     env.reset(seed=0)
-    for attempt in range(3):
+    for _ in range(3):
         obs, reward, terminated, truncated, info = env.step(wrong)
     assert (terminated, truncated, info["attempt"]) == (False, True, 3)
     assert obs["feedback"].startswith("attempt 3/3: failed, passed 0/6 tests")
@@ -317,7 +320,8 @@ def test_render_ansi_shows_prompt_program_and_verdict():
     env = gym.make("codegym/Arith-Token-v0", render_mode="ansi", task_id="arith/d1/s0/0")
     env.reset(seed=0)
     before = env.render()
-    assert "arith/d1/s0/0" in before and "Write f(x) that returns x + 5." in before and "not executed" in before
+    assert "arith/d1/s0/0" in before and "Write f(x) that returns x + 5." in before
+    assert "not executed" in before
     u = env.unwrapped
     for token in ("x", "+", "5"):
         env.step(u.tokenizer.tokens.index(token))
