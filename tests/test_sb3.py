@@ -1,0 +1,67 @@
+"""Stable-Baselines3: its env checker on the token ids, and MaskablePPO learning a fixed arith task."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+from codegym.envs import TokenEnv, env_ids
+
+import codegym  # noqa: F401
+
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("sb3_contrib")
+from stable_baselines3.common.env_checker import check_env as sb3_check_env  # noqa: E402
+
+needs_executor = pytest.mark.skipif(
+    importlib.util.find_spec("codegym.execution.executor") is None, reason="the executor has not landed"
+)
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sb3_arith_token.py"
+
+
+@needs_executor
+@pytest.mark.parametrize("env_id", [i for i in env_ids(include_data_suites=False) if i.endswith("-Token-v0")])
+def test_sb3_check_env_on_token_ids(env_id):
+    kwargs = {"max_new_tokens": 32} if env_id.split("/")[1].startswith(("HumanEval", "Basic")) else {}
+    env = gym.make(env_id, **kwargs).unwrapped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any SB3 compatibility warning fails the test
+        sb3_check_env(env)
+    env.close()
+
+
+@needs_executor
+def test_sb3_check_env_on_dict_observation_with_mask():
+    env = TokenEnv("arith", observation="dict")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sb3_check_env(env)
+    env.close()
+
+
+def test_program_ids_have_text_spaces_that_sb3_does_not_support():
+    env = gym.make("codegym/Arith-Program-v0")
+    assert isinstance(env.action_space, gym.spaces.Text)
+    with pytest.raises(AssertionError):
+        sb3_check_env(env.unwrapped)
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("sb3_arith_token", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_executor
+@pytest.mark.slow
+def test_maskable_ppo_learns_a_fixed_arith_task():
+    report = _example().train(algo="maskable", timesteps=12_000, seed=0, eval_episodes=20)
+    assert report.success_rate >= 0.9, report
+    assert report.program.startswith("def f(x):\n    return ")
