@@ -1,0 +1,424 @@
+"""Execution backends: where the zygotes run. The executor talks to a :class:`Backend` only.
+
+A backend takes *jobs* (the ``run`` request objects of the zygote protocol, see
+:mod:`codegym.execution.zygote`, without ``type`` and ``id``) and returns one *raw reply* per job, in
+order: the zygote's ``result`` object, or ``{"type": "error", "message": ...}`` when the backend itself
+failed on that job (a crashed or hung zygote, which is then restarted). A backend never raises for a
+single job's fault.
+
+:class:`ZygotePool` implements the protocol over any command that starts a zygote and speaks frames on its
+stdin/stdout; :class:`LocalBackend` runs ``python -I zygote.py`` on this machine. The Docker backend
+subclasses :class:`ZygotePool` with a ``docker exec -i ... python3 -I -S zygote.py`` command (override
+:meth:`ZygotePool.command`), so the same parent code drives zygotes inside containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+ZYGOTE_PATH = str(Path(__file__).with_name("zygote.py"))
+"""Absolute path of the zygote script (standalone, stdlib only)."""
+
+_HEADER = struct.Struct(">I")
+_MAX_REPLY = 256 * 1024 * 1024
+_HELLO_TIMEOUT_S = 30.0
+_GRACE_S = 5.0
+
+Job = dict[str, Any]
+"""A ``run`` request of the zygote protocol: ``program``, ``mode``, ``entry_point``, ``tests``, ``limits``."""
+
+RawReply = dict[str, Any]
+"""A zygote ``result`` reply, or ``{"type": "error", "message": str}``."""
+
+SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+"""The whole environment a zygote starts with: no variable of the trainer reaches the sandbox."""
+
+
+class SandboxError(RuntimeError):
+    """A backend could not start or talk to its sandbox (not a verdict about a program)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the :class:`~codegym.execution.executor.Executor` needs from a backend."""
+
+    workers: int
+
+    def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
+        """Run every job (concurrently up to ``workers``) and return the raw replies in input order."""
+        ...
+
+    def features(self) -> dict[str, Any]:
+        """What the sandbox enforces (the zygotes' hello ``features``), for logs and docs."""
+        ...
+
+    def close(self) -> None:
+        """Stop every sandbox process; the backend may not be used afterwards."""
+        ...
+
+
+def job_deadline_s(job: Job) -> float:
+    """The parent's backstop for one job: the zygote's own limits plus a grace period."""
+    timeout = float(job.get("limits", {}).get("timeout_s", 5.0))
+    runs = len(job.get("tests", ())) if job.get("mode") == "stdio" else 1
+    return max(1, runs) * (timeout + 1.0) + _GRACE_S
+
+
+class ZygoteProcess:
+    """One running zygote and the framing of its stdin/stdout.
+
+    Args:
+        argv: The command that starts the zygote.
+        env: Its whole environment.
+    """
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        self.argv = list(argv)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(SANDBOX_ENV if env is None else env),
+            close_fds=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.out_fd = self.proc.stdout.fileno()
+        os.set_blocking(self.out_fd, False)
+        self._buf = bytearray()
+        self.hello: dict[str, Any] | None = None
+        self.job_index: int | None = None
+        self.deadline = 0.0
+
+    def wait_hello(self, timeout_s: float = _HELLO_TIMEOUT_S) -> dict[str, Any]:
+        """Block until the hello frame arrives; raise :class:`SandboxError` if it does not."""
+        end = time.monotonic() + timeout_s
+        sel = selectors.DefaultSelector()
+        sel.register(self.out_fd, selectors.EVENT_READ)
+        try:
+            while self.hello is None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise SandboxError(f"zygote {self.argv!r} sent no hello within {timeout_s:.0f} s")
+                sel.select(left)
+                for frame in self.read_frames():
+                    if frame.get("type") != "hello":
+                        raise SandboxError(f"zygote sent {frame!r:.200} before its hello")
+                    self.hello = frame
+        finally:
+            sel.close()
+        return self.hello
+
+    def send(self, obj: dict[str, Any]) -> None:
+        """Write one request frame (blocking; the zygote reads requests promptly when idle)."""
+        payload = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+        self.proc.stdin.flush()
+
+    def read_frames(self) -> list[dict[str, Any]]:
+        """Read what is available without blocking; return the complete frames. EOF raises SandboxError."""
+        while True:
+            try:
+                chunk = os.read(self.out_fd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                raise SandboxError(f"zygote exited (code {self.proc.poll()})")
+            self._buf += chunk
+            if len(chunk) < (1 << 20):
+                break
+        frames = []
+        while len(self._buf) >= 4:
+            (size,) = _HEADER.unpack_from(self._buf, 0)
+            if size > _MAX_REPLY:
+                raise SandboxError(f"zygote frame of {size} bytes is too large")
+            if len(self._buf) < 4 + size:
+                break
+            payload = bytes(self._buf[4 : 4 + size])
+            del self._buf[: 4 + size]
+            frames.append(json.loads(payload.decode("utf-8")))
+        return frames
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Ask the zygote to exit (EOF), then kill it if it does not."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._close_pipes()
+
+    def kill(self) -> None:
+        """Kill the zygote and clean what it leaves (its children die with it: PDEATHSIG and cgroups)."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        features = (self.hello or {}).get("features", {})
+        for key in ("cgroup_pids", "cgroup_memory"):
+            path = features.get(key)
+            if path:
+                _remove_cgroup(path)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+
+def _remove_cgroup(path: str) -> None:
+    import signal
+
+    for _ in range(100):
+        try:
+            pids = [int(x) for x in Path(path, "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.005)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+class ZygotePool:
+    """A pool of zygotes, one per worker, that runs jobs concurrently from one thread (no threads).
+
+    Subclasses choose how a zygote starts by overriding :meth:`command` (and :meth:`environment`).
+
+    Args:
+        workers: Number of zygotes (concurrent jobs).
+    """
+
+    def __init__(self, workers: int) -> None:
+        if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 256:
+            raise ValueError(f"workers must be an int in [1, 256], got {workers!r}")
+        self.workers = workers
+        self._zygotes: list[ZygoteProcess | None] = [None] * workers
+        self._owner_pid = os.getpid()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.restarts = 0
+
+    def command(self, slot: int) -> list[str]:
+        """The argv that starts the zygote of worker ``slot``."""
+        raise NotImplementedError
+
+    def environment(self, slot: int) -> dict[str, str]:
+        """The whole environment of the zygote (default: :data:`SANDBOX_ENV`)."""
+        return dict(SANDBOX_ENV)
+
+    def _ensure_started(self) -> None:
+        if os.getpid() != self._owner_pid:
+            # Forked trainer: the zygotes belong to the parent process; start our own.
+            self._zygotes = [None] * self.workers
+            self._owner_pid = os.getpid()
+        missing = [i for i, z in enumerate(self._zygotes) if z is None or not z.alive()]
+        started = []
+        for i in missing:
+            old = self._zygotes[i]
+            if old is not None:
+                old.kill()
+            self._zygotes[i] = ZygoteProcess(self.command(i), self.environment(i))
+            started.append(i)
+        for i in started:
+            zyg = self._zygotes[i]
+            assert zyg is not None
+            try:
+                zyg.wait_hello()
+            except SandboxError:
+                zyg.kill()
+                self._zygotes[i] = None
+                raise
+
+    def features(self) -> dict[str, Any]:
+        """The first zygote's hello ``features`` (starting the pool if needed)."""
+        with self._lock:
+            self._ensure_started()
+            zyg = self._zygotes[0]
+            return dict((zyg.hello or {}).get("features", {})) if zyg else {}
+
+    def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
+        """Run the jobs on the pool; replies in input order. A broken zygote fails only its own job."""
+        if self._closed:
+            raise SandboxError("backend is closed")
+        with self._lock:
+            return self._run_jobs(list(jobs))
+
+    def _run_jobs(self, jobs: list[Job]) -> list[RawReply]:
+        replies: list[RawReply | None] = [None] * len(jobs)
+        pending = deque(range(len(jobs)))
+        busy: dict[int, ZygoteProcess] = {}
+        sel = selectors.DefaultSelector()
+        try:
+            while pending or busy:
+                self._dispatch(jobs, pending, busy, sel, replies)
+                if not busy:
+                    continue
+                now = time.monotonic()
+                wait = max(0.0, min(z.deadline for z in busy.values()) - now)
+                for key, _ in sel.select(wait):
+                    zyg = busy.get(key.fd)
+                    if zyg is None:
+                        continue
+                    try:
+                        frames = zyg.read_frames()
+                    except (SandboxError, ValueError, UnicodeDecodeError) as exc:
+                        self._fail(zyg, busy, sel, replies, f"sandbox process failed: {exc}")
+                        continue
+                    for frame in frames:
+                        if frame.get("type") in ("result", "error") and zyg.job_index is not None:
+                            replies[zyg.job_index] = frame
+                            zyg.job_index = None
+                            sel.unregister(zyg.out_fd)
+                            del busy[zyg.out_fd]
+                            break
+                now = time.monotonic()
+                for zyg in [z for z in busy.values() if z.deadline <= now]:
+                    self._fail(zyg, busy, sel, replies, "sandbox process did not answer in time; restarted")
+        finally:
+            sel.close()
+        return [r if r is not None else {"type": "error", "message": "no reply"} for r in replies]
+
+    def _dispatch(
+        self,
+        jobs: list[Job],
+        pending: deque[int],
+        busy: dict[int, ZygoteProcess],
+        sel: selectors.BaseSelector,
+        replies: list[RawReply | None],
+    ) -> None:
+        while pending and len(busy) < self.workers:
+            try:
+                self._ensure_started()
+            except (SandboxError, OSError) as exc:
+                if busy:
+                    return  # keep going with the zygotes we have
+                while pending:
+                    replies[pending.popleft()] = {"type": "error", "message": f"cannot start sandbox: {exc}"}
+                return
+            idle = [
+                z for z in self._zygotes if z is not None and z.job_index is None and z.out_fd not in busy
+            ]
+            if not idle:
+                return
+            zyg = idle[0]
+            index = pending.popleft()
+            request = {"type": "run", "id": index, **jobs[index]}
+            try:
+                zyg.send(request)
+            except (OSError, ValueError) as exc:
+                zyg.kill()
+                self.restarts += 1
+                replies[index] = {"type": "error", "message": f"sandbox process failed: {exc}"}
+                continue
+            zyg.job_index = index
+            zyg.deadline = time.monotonic() + job_deadline_s(jobs[index])
+            busy[zyg.out_fd] = zyg
+            sel.register(zyg.out_fd, selectors.EVENT_READ)
+
+    def _fail(
+        self,
+        zyg: ZygoteProcess,
+        busy: dict[int, ZygoteProcess],
+        sel: selectors.BaseSelector,
+        replies: list[RawReply | None],
+        message: str,
+    ) -> None:
+        if zyg.job_index is not None:
+            replies[zyg.job_index] = {"type": "error", "message": message}
+        zyg.job_index = None
+        try:
+            sel.unregister(zyg.out_fd)
+        except (KeyError, ValueError):
+            pass
+        busy.pop(zyg.out_fd, None)
+        zyg.kill()
+        self.restarts += 1
+
+    def close(self) -> None:
+        """Stop every zygote."""
+        with self._lock:
+            self._closed = True
+            if os.getpid() != self._owner_pid:
+                return
+            for zyg in self._zygotes:
+                if zyg is not None:
+                    zyg.stop()
+            self._zygotes = [None] * self.workers
+
+
+class LocalBackend(ZygotePool):
+    """Zygotes on this machine, started with the trainer's interpreter: ``python -I zygote.py --preload``.
+
+    Args:
+        workers: Number of zygotes (default: the number of CPU cores).
+        python: Interpreter for the zygotes (default: ``sys.executable``).
+        isolate: Use namespaces (network, mount) and cgroups where permitted. ``False`` keeps only
+            rlimits, process groups and the scrubbed environment (useful for debugging).
+        extra_args: More zygote options (see the zygote's module docstring).
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        python: str | None = None,
+        isolate: bool = True,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        super().__init__(workers if workers is not None else default_workers())
+        self.python = python or sys.executable
+        self.isolate = isolate
+        self.extra_args = list(extra_args)
+
+    def command(self, slot: int) -> list[str]:
+        """``python -I zygote.py --preload [options]``."""
+        argv = [self.python, "-I", ZYGOTE_PATH, "--preload", *self.extra_args]
+        if not self.isolate:
+            argv += ["--no-netns", "--no-mountns", "--no-cgroup"]
+        return argv
+
+
+def default_workers() -> int:
+    """One worker per usable core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
