@@ -44,9 +44,8 @@ def run(env_id: str, episodes: int, seed: int, use_mask: bool = True, verbose: b
         total += episode_reward
         if verbose:
             print(env.render())
-            print(
-                f"episode {episode}: reward {episode_reward:.2f} ({'truncated' if truncated else 'terminated'})\n"
-            )
+            ending = "truncated" if truncated else "terminated"
+            print(f"episode {episode}: reward {episode_reward:.2f} ({ending})\n")
     env.close()
     return total / episodes
 
