@@ -287,7 +287,7 @@ def strict_mismatches(tasks: Sequence[Task], solutions: dict[str, str]) -> Misma
                     except Exception:
                         bad[which].append(i)
                         continue
-                    if not strict_equal(got, test.expected, float_tol=test.float_tol):
+                    if not strict_equal(test.expected, got, float_tol=test.float_tol):
                         bad[which].append(i)
         if bad[0] or bad[1]:
             found[task.task_id] = (tuple(bad[0]), tuple(bad[1]))
