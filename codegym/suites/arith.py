@@ -201,8 +201,8 @@ def make_task(tree_tokens: Sequence[str], *, task_id: str, rng: random.Random, d
     # Examples use small non-negative inputs (easy to read); hidden tests use the rest of -9..9.
     visible_xs = sorted(rng.sample(range(0, 6), NUM_VISIBLE))
     hidden_xs = rng.sample([x for x in range(-9, 10) if x not in visible_xs], NUM_HIDDEN)
-    visible = tuple(CallTest(args=(x,), expected=fn(x)) for x in visible_xs)  # type: ignore[operator]
-    hidden = tuple(CallTest(args=(x,), expected=fn(x)) for x in hidden_xs)  # type: ignore[operator]
+    visible = tuple(CallTest(args=(x,), expected=fn(x)) for x in visible_xs)
+    hidden = tuple(CallTest(args=(x,), expected=fn(x)) for x in hidden_xs)
     spaced = _spaced(tree_tokens)
     examples = "\n".join(f"    f({t.args[0]}) == {t.expected}" for t in visible)
     prompt = f"Write f(x) that returns {spaced}.\nExamples:\n{examples}\n"

@@ -163,8 +163,8 @@ def make_task(tokens: Sequence[str], *, task_id: str, rng: random.Random, diffic
     visible_inputs = [_random_list(rng, 4, 6) for _ in range(NUM_VISIBLE)]
     # One hidden test is the empty list; the others vary in length, with repeats and negatives likely.
     hidden_inputs = [[]] + [_random_list(rng, 1, 8) for _ in range(NUM_HIDDEN - 1)]
-    visible = tuple(CallTest(args=(xs,), expected=fn(list(xs))) for xs in visible_inputs)  # type: ignore[operator]
-    hidden = tuple(CallTest(args=(xs,), expected=fn(list(xs))) for xs in hidden_inputs)  # type: ignore[operator]
+    visible = tuple(CallTest(args=(xs,), expected=fn(list(xs))) for xs in visible_inputs)
+    hidden = tuple(CallTest(args=(xs,), expected=fn(list(xs))) for xs in hidden_inputs)
     words = describe(tokens)
     examples = "\n".join(f"    f({t.args[0]!r}) == {t.expected!r}" for t in visible)
     prompt = (
