@@ -131,13 +131,14 @@ def test_prefix_syntax_match_shaping_on_a_token_env(executor: Any, task: Task) -
     assert info["potential"] == pytest.approx(phi0)
     total_shaping = 0.0
     previous = phi0
-    for byte in (BODY_OK + BODY_END).encode():
+    assert task.reference.startswith(task.prompt)
+    for byte in task.reference[len(task.prompt) :].encode():
         _, reward, _, _, info = env.step(byte)
         phi = syntax_match_score(task.reference, env.unwrapped.current_program)
         assert reward == pytest.approx(phi - previous) and info["potential"] == pytest.approx(phi)
         previous = phi
         total_shaping += reward
-    assert previous == pytest.approx(1.0)  # the body written is the reference's, up to names
+    assert previous == pytest.approx(1.0)  # the program written is the reference
     _, reward, terminated, _, info = env.step(env.unwrapped.eos_token_id)
     assert terminated and info["potential"] == 0.0
     total_shaping += info["shaping"]
