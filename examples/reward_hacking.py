@@ -163,7 +163,7 @@ def main() -> None:
         print(f"\n== Counter-measure B: KLRegularizer(beta={args.beta}, k1), p_ref(hack) = {eps}")
         for kind, hack in (("compile_only", HELLO_WORLD), ("visible_tests", DELETE_THE_TESTS)):
             for name, value in kl_table(tasks, executor, kind, hack, args.beta).items():
-                print(f"{kind:20s} {name:28s} {value:8.3f}")
+                print(f"{kind:20s} {name:28s} {value:10.4g}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ ratio to mean anything, which is why the executor is an explicit constructor arg
 
 from __future__ import annotations
 
-import inspect
 import math
 import threading
 from collections.abc import Callable
@@ -25,8 +24,9 @@ class _Runs(Protocol):
 def run_time(result: ExecutionResult) -> float:
     """The time a run spent on its tests: the sum of per-test times, else the whole run's duration.
 
-    The executor records per-test CPU time in ``TestOutcome.duration_s``; that excludes start-up and
-    harness overhead, which would otherwise swamp the difference between two short programs.
+    The executor times each test inside the sandbox (``TestOutcome.duration_s``: the clock around the
+    call, in a single-threaded child), which excludes start-up and harness overhead that would otherwise
+    swamp the difference between two short programs.
     """
     per_test = sum(t.duration_s for t in result.tests)
     return per_test if per_test > 0 else float(result.duration_s)
@@ -40,12 +40,12 @@ class Efficiency:
         R = clip(t_ref / max(t_cand, min_time), 0, max_speedup)   if the candidate passed
             fail_value (0.0)                                       otherwise
 
-    where ``t`` is :func:`run_time` of a run: per-test CPU time measured by ``executor``. The reference
-    is run through the same executor ``repeats`` times on first use of a task and its median time
-    cached (``reference_time``). A candidate as fast as the reference earns 1.0; twice as fast earns 2.0
-    (the default cap); half as fast earns 0.5. Timings of programs that run for microseconds are noisy:
-    ``min_time`` bounds the ratio from below-noise times, and the term is best given a small weight next
-    to a correctness reward.
+    where ``t`` is :func:`run_time` of a run: per-test time measured by ``executor`` in its sandbox.
+    The reference is run through the same executor ``repeats`` times on first use of a task, and its
+    median time is cached (``reference_time``). A candidate as fast as the reference earns 1.0, twice
+    as fast earns 2.0 (the default cap), half as fast earns 0.5. Timings of programs that run for
+    microseconds are noisy: ``min_time`` floors both times, and the term is best given a small weight
+    next to a correctness reward.
 
     Args:
         executor: Any object with ``run(task, program) -> ExecutionResult`` (a :class:`codegym.Executor`).
@@ -99,8 +99,8 @@ class Efficiency:
         if cached is not None:
             return cached
         times = []
-        for _ in range(self.repeats):
-            result = self._run_uncached(task, task.reference)
+        for attempt in range(self.repeats):
+            result = self._run_uncached(task, task.reference, attempt)
             if result.status != "passed":
                 raise RuntimeError(
                     f"task {task.task_id}: the reference program did not pass on this executor "
@@ -113,14 +113,10 @@ class Efficiency:
             self._reference_times[key] = value
         return value
 
-    def _run_uncached(self, task: Task, program: str) -> ExecutionResult:
-        # A result cache would hand back the first timing every time; ask for fresh runs where possible.
-        run: Any = self.executor.run
-        try:
-            accepts = "use_cache" in inspect.signature(run).parameters
-        except (TypeError, ValueError):
-            accepts = False
-        return run(task, program, use_cache=False) if accepts else run(task, program)
+    def _run_uncached(self, task: Task, program: str, attempt: int) -> ExecutionResult:
+        # The executor caches results by program text: a distinct trailing comment per attempt makes each
+        # repeat a real run without touching the user's cache, and leaves the program's behaviour unchanged.
+        return self.executor.run(task, f"{program.rstrip()}\n# codegym efficiency timing run {attempt}\n")
 
     def __call__(self, task: Task, program: str, result: ExecutionResult) -> float:
         """The clipped speed-up of ``program`` (whose run is ``result``) over the reference."""
