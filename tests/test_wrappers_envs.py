@@ -203,3 +203,32 @@ def test_wrapped_code_envs_pass_check_env(executor: Any, kind: str) -> None:
     _check(SparseReward(make()))
     _check(PotentialShaping(make(), ScorerPotential(lambda t, code: len(code) / 100.0), gamma=0.99))
     _check(KLRegularizer(make(), lambda o, a: -1.0, lambda o, a: -2.0, beta=0.1, estimator="k3"))
+
+
+def test_wrapped_token_env_passes_sb3_check_env_and_runs_in_a_sync_vector_env(executor: Any) -> None:
+    sb3_env_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+
+    def make() -> gym.Env:
+        env = TokenEnv("arith", executor=executor)
+        env = PotentialShaping(
+            DenseReward(env), ScorerPotential(lambda t, code: len(code) / 100.0), gamma=0.99
+        )
+        return KLRegularizer(env, lambda o, a: -1.0, lambda o, a: -1.5, beta=0.1, estimator="k3")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # SB3 notes the MultiDiscrete observation's size
+        sb3_env_checker.check_env(make(), warn=False)
+    vec = gym.vector.SyncVectorEnv([make, make])
+    vec.reset(seed=0)
+    vec.action_space.seed(0)
+    kl = math.exp(-0.5) - 1 + 0.5  # k3 with log_ratio = -1.5 - (-1.0)
+    total = np.zeros(2)
+    for _ in range(vec.single_action_space.n * 4):
+        _, rewards, terminated, truncated, infos = vec.step(vec.action_space.sample())
+        total += rewards
+        stepped = infos["_kl"]  # an env autoresetting this step has no kl
+        assert np.allclose(infos["kl"][stepped], kl)
+        if (terminated | truncated).all():
+            break
+    assert np.isfinite(total).all()
+    vec.close()
