@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -129,19 +131,28 @@ def test_missing_field_names_line_and_field(tmp_path):
         basic.load(path)
 
 
-def test_non_literal_args_name_the_test(tmp_path):
+@pytest.mark.parametrize(
+    ("kind", "index", "field", "text", "message"),
+    [
+        ("tests", 3, "args", "(open('x'),)", "args: not a Python literal"),
+        ("tests", 0, "expected", "[1, 2", "expected: not a Python literal"),
+        ("visible_tests", 0, "args", "[1, 2]", "args should be a tuple literal"),
+        ("tests", 1, "args", "(1, 2", "args: not a Python literal"),
+    ],
+)
+def test_bad_test_literals_name_the_test_and_field(tmp_path, kind, index, field, text, message):
     record = _good_record()
-    record["tests"][3]["args"] = "(open('x'),)"
+    record[kind][index][field] = text
     path = _write(tmp_path, [json.dumps(record)])
-    with pytest.raises(TaskError, match=r"tasks\.jsonl:1 .*field 'tests'\[3\]\.args: not a Python literal"):
+    with pytest.raises(TaskError, match=rf"tasks\.jsonl:1 .*field '{kind}'\[{index}\]\.{re.escape(message)}"):
         basic.load(path)
 
 
-def test_args_must_be_a_tuple(tmp_path):
+def test_bad_float_tol_is_named(tmp_path):
     record = _good_record()
-    record["visible_tests"][0]["args"] = "[1, 2]"
+    record["tests"][2]["float_tol"] = "0.1"
     path = _write(tmp_path, [json.dumps(record)])
-    with pytest.raises(TaskError, match=r"field 'visible_tests'\[0\]\.args should be a tuple literal"):
+    with pytest.raises(TaskError, match=r"field 'tests'\[2\]: field 'float_tol' should be a number or null"):
         basic.load(path)
 
 
@@ -176,3 +187,20 @@ def test_duplicate_task_id_names_both_lines(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(TaskError, match="data file not found"):
         basic.load(tmp_path / "nope.jsonl")
+
+
+# --- the data file is generated from the readable sources -----------------------------------------
+
+
+def test_data_file_matches_its_sources(monkeypatch):
+    """The bundled JSONL must be regenerated after any edit of scripts/basic_tasks_src/*.txt."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "basic_tasks_src" / "build.py"
+    if not script.is_file():
+        pytest.skip("task sources are not part of this installation")
+    spec = importlib.util.spec_from_file_location("basic_build", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "basic_build", module)  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    records = module.build(verify=False)
+    stored = [json.loads(line) for line in basic.DATA_PATH.read_text(encoding="utf-8").splitlines()]
+    assert records == stored, "basic.jsonl is stale: run python scripts/basic_tasks_src/build.py"
