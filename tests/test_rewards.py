@@ -243,3 +243,52 @@ def test_extract_code_and_build_program() -> None:
     assert completion_text([{"role": "assistant", "content": "abc"}]) == "abc"
     with pytest.raises(TypeError, match="completion must be"):
         completion_text(3)
+
+
+class _TimedExecutor:
+    """Returns a passing result whose tests took ``per_test`` seconds each (the reference timing)."""
+
+    def __init__(self, per_test: float) -> None:
+        self.per_test = per_test
+        self.programs: list[str] = []
+
+    def run(self, task: Task, program: str) -> ExecutionResult:
+        self.programs.append(program)
+        tests = tuple(Outcome(True, "passed", duration_s=self.per_test) for _ in task.tests)
+        return ExecutionResult("passed", tests=tests, task_id=task.task_id)
+
+
+def _timed(status: str, per_test: float) -> ExecutionResult:
+    passed = status == "passed"
+    tests = tuple(Outcome(passed, status, duration_s=per_test) for _ in TASK.tests)
+    return ExecutionResult(status=status, tests=tests, task_id=TASK.task_id)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "per_test", "expected"),
+    [
+        ("passed", 0.010, 1.0),  # as fast as the reference
+        ("passed", 0.020, 0.5),  # twice as slow
+        ("passed", 0.004, 2.0),  # 2.5x faster: clipped at max_speedup
+        ("passed", 0.0, 2.0),  # below min_time: floored, then clipped
+        *[(s, 0.001, 0.0) for s in STATUSES if s != "passed"],  # only passing programs earn it
+    ],
+)
+def test_efficiency_table(status: str, per_test: float, expected: float) -> None:
+    executor = _TimedExecutor(per_test=0.010)
+    eff = R.Efficiency(executor, repeats=3)
+    assert eff(TASK, PASSED, _timed(status, per_test)) == pytest.approx(expected)
+
+
+def test_efficiency_times_the_reference_once_with_distinct_programs() -> None:
+    executor = _TimedExecutor(per_test=0.010)
+    eff = R.Efficiency(executor, repeats=3)
+    assert eff.reference_time(TASK) == pytest.approx(0.040)  # 4 tests x 10 ms
+    eff(TASK, PASSED, _timed("passed", 0.010))
+    assert len(executor.programs) == 3 and len(set(executor.programs)) == 3
+    assert all(p.startswith(REFERENCE.rstrip()) for p in executor.programs)
+    assert R.run_time(ExecutionResult("passed", duration_s=0.5)) == 0.5  # no per-test times: whole run
+    with pytest.raises(ValueError, match="max_speedup must be a finite number > 0, got 0"):
+        R.Efficiency(executor, max_speedup=0)
+    with pytest.raises(ValueError, match="needs an executor with run"):
+        R.Efficiency(object())
