@@ -232,3 +232,20 @@ def test_wrapped_token_env_passes_sb3_check_env_and_runs_in_a_sync_vector_env(ex
             break
     assert np.isfinite(total).all()
     vec.close()
+
+
+def test_wrapped_envs_pickle_with_ready_scorers_and_potentials() -> None:
+    import pickle
+
+    for wrapped in (
+        DenseReward(TokenEnv("arith"), line_scorer="compiles"),
+        SparseReward(ProgramEnv("basic")),
+        PotentialShaping(TokenEnv("arith"), PrefixSyntaxMatch(scale=2.0), gamma=0.9),
+    ):
+        obs, _ = wrapped.reset(seed=3)
+        copy = pickle.loads(pickle.dumps(wrapped))
+        obs2, _ = copy.reset(seed=3)
+        assert np.array_equal(np.asarray(obs), np.asarray(obs2))
+        assert type(copy) is type(wrapped) and copy.unwrapped is not wrapped.unwrapped
+        wrapped.close()
+        copy.close()
