@@ -96,6 +96,36 @@ def test_reference_is_prompt_plus_completion(suite):
         compile(task.reference, task.task_id, "exec")
 
 
+def test_filters(suite):
+    train = codegym.load_suite("basic", split="train")
+    assert train.task_ids == suite.split("train").task_ids
+    easy = basic.load(difficulty=1)
+    assert len(easy) > 0 and all(t.difficulty == 1 for t in easy)
+    hard_graphs = basic.load(difficulty=[2, 3], topic="graphs", split="test")
+    expected = [
+        t.task_id
+        for t in suite
+        if t.difficulty in (2, 3) and t.metadata["topic"] == "graphs" and t.split == "test"
+    ]
+    assert hard_graphs.task_ids == expected and expected
+    both = basic.load(topic=("dp", "stacks"))
+    assert {t.metadata["topic"] for t in both} == {"dp", "stacks"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"split": "validation"}, "split must be 'train' or 'test'"),
+        ({"difficulty": 4}, "unknown difficulty 4"),
+        ({"difficulty": True}, "unknown difficulty True"),
+        ({"topic": ["dp", "trees"]}, "unknown topic trees"),
+    ],
+)
+def test_bad_filters(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        basic.load(**kwargs)
+
+
 # --- loader errors -------------------------------------------------------------------------------
 
 

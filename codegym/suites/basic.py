@@ -9,10 +9,14 @@ Every task's ``metadata`` holds ``source="codegym"``, ``license="MIT"``, ``diffi
 ``split`` (``"train"`` or ``"test"``, fixed in the data file) and ``topic``. The data file is generated
 from readable sources by ``scripts/basic_tasks_src/build.py``; the split rule lives there: within each
 topic, tasks ordered by (difficulty, name) at positions 2, 7, 12, ... are ``"test"`` (about 20%).
+
+``load_suite("basic", split="train", difficulty=[1, 2], topic="strings")`` keeps a subset; every filter
+is optional.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +45,20 @@ TOPICS: tuple[str, ...] = (
 """The topics of the bundled tasks (``metadata["topic"]``)."""
 
 
-def load(path: str | Path | None = None) -> TaskSuite:
-    """Load the basic suite.
+def load(
+    path: str | Path | None = None,
+    *,
+    split: str | None = None,
+    difficulty: int | Sequence[int] | None = None,
+    topic: str | Sequence[str] | None = None,
+) -> TaskSuite:
+    """Load the basic suite, optionally keeping only some of its tasks.
 
     Args:
         path: A JSONL file in the basic suite's format; the bundled file by default.
+        split: Keep only the ``"train"`` or the ``"test"`` tasks.
+        difficulty: Keep only tasks of this difficulty (1-3) or of these difficulties.
+        topic: Keep only tasks of this topic or these topics (see :data:`TOPICS`).
 
     Returns:
         The tasks, in file order.
@@ -53,6 +66,7 @@ def load(path: str | Path | None = None) -> TaskSuite:
     Raises:
         TaskError: if the file is missing or malformed; the message names the file, line and field
             (and the task id where one is known), e.g. for a duplicate task id.
+        ValueError: for an unknown split, difficulty or topic.
     """
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
@@ -64,7 +78,26 @@ def load(path: str | Path | None = None) -> TaskSuite:
             )
         first_seen[task.task_id] = where
         tasks.append(task)
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        tasks = [t for t in tasks if t.split == split]
+    if difficulty is not None:
+        levels = _as_set(difficulty, "difficulty", (1, 2, 3))
+        tasks = [t for t in tasks if t.difficulty in levels]
+    if topic is not None:
+        topics = _as_set(topic, "topic", TOPICS)
+        tasks = [t for t in tasks if t.metadata["topic"] in topics]
     return TaskSuite("basic", tasks)
+
+
+def _as_set(value: Any, name: str, known: Sequence[Any]) -> set[Any]:
+    """Normalize a filter argument (one value or several) and check every value is known."""
+    values = {value} if isinstance(value, (str, int)) else set(value)
+    unknown = sorted(str(v) for v in values if v not in known or isinstance(v, bool))
+    if unknown:
+        raise ValueError(f"unknown {name} {', '.join(unknown)}; known: {', '.join(map(str, known))}")
+    return values
 
 
 def _task_from_record(record: dict[str, Any], where: str) -> Task:
