@@ -371,3 +371,42 @@ class MovingAverageBaseline:
         else:
             self.value = self.decay * self.value + (1.0 - self.decay) * float(batch_mean)
         return self.value
+
+
+def masked_mean(x: Array, mask: Array, axis: int | None = None) -> Array:
+    """Mean of ``x`` over the entries where ``mask`` is nonzero (e.g. the completion tokens of a batch).
+
+    Raises:
+        ValueError: if the mask selects nothing (along ``axis``, if given).
+    """
+    x, mask = _as_array(x), _as_array(mask)
+    if is_tensor(mask) and is_tensor(x):
+        mask = mask.to(x.dtype)
+    total = (x * mask).sum() if axis is None else (x * mask).sum(axis)
+    count = mask.sum() if axis is None else mask.sum(axis)
+    empty = bool((count == 0).any()) if axis is not None else float(count) == 0.0
+    if empty:
+        raise ValueError("masked_mean: the mask selects no entry")
+    return total / count
+
+
+def masked_whiten(x: Array, mask: Array, shift_mean: bool = True, eps: float = 1e-8) -> Array:
+    """Whiten ``x`` with the mean and (population) variance of its masked entries (as TRL does)."""
+    x, mask = _as_array(x), _as_array(mask)
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    out = (x - mean) / (var + eps) ** 0.5
+    return out if shift_mean else out + mean
+
+
+def explained_variance(predicted: Array, target: Array) -> float:
+    """Explained variance ``1 - Var[target - predicted] / Var[target]`` of a value function.
+
+    1 is a perfect prediction, 0 or less no better than a constant; NaN when the target has no variance
+    (as in Stable-Baselines3).
+    """
+    predicted, target = _as_array(predicted), _as_array(target)
+    var_target = float(target.var())
+    if var_target == 0.0:
+        return math.nan
+    return 1.0 - float((target - predicted).var()) / var_target

@@ -195,3 +195,21 @@ def test_moving_average_baseline_and_whiten() -> None:
     w = whiten(np.array([1.0, 2.0, 3.0, 4.0]))
     assert w.mean() == pytest.approx(0.0, abs=1e-12) and w.std() == pytest.approx(1.0, abs=1e-6)
     assert rlmath.is_tensor(whiten(torch.tensor([1.0, 2.0])))
+
+
+def test_masked_mean_whiten_and_explained_variance() -> None:
+    x = np.array([[1.0, 2.0, 100.0], [3.0, 4.0, 5.0]])
+    mask = np.array([[1, 1, 0], [1, 1, 1]])
+    assert float(rlmath.masked_mean(x, mask)) == pytest.approx(15 / 5)
+    np.testing.assert_allclose(rlmath.masked_mean(x, mask, axis=1), [1.5, 4.0])
+    w = rlmath.masked_whiten(x, mask)
+    sel = w[mask.astype(bool)]
+    assert sel.mean() == pytest.approx(0.0, abs=1e-9) and sel.std() == pytest.approx(1.0, abs=1e-6)
+    t = rlmath.masked_mean(torch.tensor(x), torch.tensor(mask), axis=1)
+    np.testing.assert_allclose(t.numpy(), [1.5, 4.0])
+    with pytest.raises(ValueError, match="selects no entry"):
+        rlmath.masked_mean(x, np.zeros_like(mask))
+    target = np.array([1.0, 2.0, 3.0, 4.0])
+    assert rlmath.explained_variance(target, target) == 1.0
+    assert rlmath.explained_variance(np.full(4, 2.5), target) == pytest.approx(0.0)
+    assert math.isnan(rlmath.explained_variance(target, np.ones(4)))
