@@ -243,3 +243,32 @@ def test_wrappers_pass_check_env_on_tabular_envs() -> None:
         # The only warning allowed is the checker's note that it was given a wrapped environment.
         messages = [str(w.message) for w in caught]
         assert all("different from the unwrapped" in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    ("code", "viable", "compiles"),
+    [
+        ("def f(x):\n", True, False),  # open block: a valid beginning
+        ("def f(x):\n    return x\n", True, True),
+        ("x = (1,\n", True, False),  # open bracket
+        ("if x:\n    y = 1\nelse:\n", True, False),
+        ("x = )\n", False, False),
+        ("def f(x):\n    return x +\n", False, False),
+        ("", True, True),
+    ],
+)
+def test_line_scorers_table(code: str, viable: bool, compiles: bool) -> None:
+    from codegym.wrappers import prefix_is_viable, score_compiles, score_parses
+
+    assert prefix_is_viable(code) is viable
+    assert score_parses(None, code) == (1.0 if viable else -1.0)  # type: ignore[arg-type]
+    assert score_compiles(None, code) == (1.0 if compiles else 0.0)  # type: ignore[arg-type]
+
+
+def test_dense_reward_rejects_unknown_scorers() -> None:
+    from codegym.wrappers import DenseReward
+
+    with pytest.raises(ValueError, match="unknown line scorer 'lints'"):
+        DenseReward(LineWorld(), line_scorer="lints")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="line_scale must be a finite number, got inf"):
+        DenseReward(LineWorld(), line_scale=math.inf)
