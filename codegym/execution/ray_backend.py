@@ -1,0 +1,301 @@
+"""The Ray backend: the local backend's zygotes on every node of a Ray cluster.
+
+Each Ray actor owns a :class:`~codegym.execution.backend.LocalBackend` (a pool of zygotes started with
+the actor's interpreter, with the same containment as on the trainer's machine: namespaces, cgroups,
+rlimits, an unprivileged uid). The parent splits a batch into chunks, keeps every actor busy with up to
+two chunks in flight, and judges the raw replies itself, exactly as for the local backend: expected
+values never leave the trainer's process.
+
+Placement (``placement=``):
+
+* ``"node"`` (default): one actor per alive node with CPUs, pinned to it, running as many zygotes as its
+  share of ``workers`` (by default every CPU of the cluster).
+* ``"cpu"``: one actor per worker, one zygote each, spread over the cluster by Ray.
+
+Typical use::
+
+    with codegym.Executor(backend="ray", ray_address="auto") as ex:   # an existing cluster
+        results = ex.run_batch(pairs)
+
+``ray_address=None`` joins the cluster this process is already connected to, else starts (or finds, via
+``$RAY_ADDRESS``) one, like ``ray.init()``. Every node needs CodeGym installed in the interpreter that
+Ray runs its workers with. See ``docs/backends.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from codegym.execution.backend import Job, LocalBackend, RawReply, SandboxError
+
+_INFLIGHT_PER_ACTOR = 2
+_PLACEMENTS = ("node", "cpu")
+
+
+def ray_available() -> tuple[bool, str]:
+    """Whether Ray can be imported: ``(True, "")`` or ``(False, reason)`` with the install command."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        return False, f"ray is not importable ({exc}); pip install 'codegym[ray]'"
+    return True, ""
+
+
+class ZygoteActor:
+    """The body of one Ray actor: a :class:`LocalBackend` with ``workers`` zygotes on its node.
+
+    Args:
+        workers: Zygotes of this actor (concurrent jobs on its node).
+        backend_kwargs: Passed to :class:`LocalBackend` (e.g. ``isolate=False``).
+    """
+
+    def __init__(self, workers: int, backend_kwargs: dict[str, Any]) -> None:
+        self.backend = LocalBackend(workers, **backend_kwargs)
+
+    def run_jobs(self, jobs: list[Job]) -> list[RawReply]:
+        """Run the jobs on this node's pool; raw replies in order."""
+        return self.backend.run_jobs(jobs)
+
+    def features(self) -> dict[str, Any]:
+        """The local zygotes' features, with the node's address and the actor's pid."""
+        import ray
+
+        feats = self.backend.features()
+        feats["node_ip"] = ray.util.get_node_ip_address()
+        feats["actor_pid"] = os.getpid()
+        return feats
+
+    def close(self) -> None:
+        """Stop the zygotes."""
+        self.backend.close()
+
+
+class RayBackend:
+    """Run jobs on zygote pools inside Ray actors; implements the executor's backend protocol.
+
+    Args:
+        workers: Total zygotes over the cluster (default: every CPU the cluster reports).
+        ray_address: ``None`` (join the current connection, or ``ray.init()`` one: ``$RAY_ADDRESS`` or
+            a new local cluster), ``"auto"`` (an existing cluster on this machine's network), or an
+            address such as ``"ray://head:10001"``.
+        placement: ``"node"`` (one actor per node) or ``"cpu"`` (one actor per worker); see the module
+            docstring.
+        reserve_cpus: Reserve one Ray CPU per zygote, so that other Ray work does not share those cores.
+            ``False`` reserves none (the zygotes then compete with other tasks).
+        init_kwargs: More arguments for ``ray.init`` when this backend starts Ray (e.g.
+            ``{"num_cpus": 2}``); ignored when Ray is already initialized.
+        actor_timeout_s: How long to wait for the actors (and their zygotes) to start.
+        **local_kwargs: Passed to each actor's :class:`LocalBackend` (e.g. ``isolate=False``).
+
+    Raises:
+        ValueError: for an unknown placement or a bad ``workers`` (the message names the value).
+        SandboxError: when no node with CPUs is alive, or the actors cannot start.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        ray_address: str | None = None,
+        placement: str = "node",
+        reserve_cpus: bool = True,
+        init_kwargs: dict[str, Any] | None = None,
+        actor_timeout_s: float = 120.0,
+        **local_kwargs: Any,
+    ) -> None:
+        if placement not in _PLACEMENTS:
+            raise ValueError(f"placement must be one of {_PLACEMENTS}, got {placement!r}")
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 4096
+        ):
+            raise ValueError(f"workers must be an int in [1, 4096], got {workers!r}")
+        ok, why = ray_available()
+        if not ok:
+            raise SandboxError(why)
+        import ray
+
+        self.started_ray = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kwargs.update(init_kwargs or {})
+            ray.init(address=ray_address, **kwargs)
+            self.started_ray = True
+        self.ray_address = ray_address
+        self.placement = placement
+        self.reserve_cpus = reserve_cpus
+        self._local_kwargs = dict(local_kwargs)
+        self._owner_pid = os.getpid()
+        self._closed = False
+        self.actor_failures = 0
+        """How many actor calls failed (their jobs got ``error`` replies and the actor was replaced)."""
+        nodes = _cpu_nodes()
+        if not nodes:
+            raise SandboxError("the Ray cluster has no alive node with CPUs")
+        total_cpus = sum(cpus for _, cpus in nodes)
+        self.workers = workers if workers is not None else max(1, int(total_cpus))
+        self._specs = self._plan(nodes)
+        self._actors: list[Any] = [self._start_actor(i) for i in range(len(self._specs))]
+        try:
+            # Also starts every actor's zygotes, so that the first batch does not pay for it.
+            ray.get([a.features.remote() for a in self._actors], timeout=actor_timeout_s)
+        except Exception as exc:
+            self.close()
+            hint = " (not enough free CPUs? try reserve_cpus=False)" if reserve_cpus else ""
+            raise SandboxError(
+                f"the Ray actors did not start within {actor_timeout_s:g} s{hint}: {type(exc).__name__}: "
+                f"{str(exc)[:300]}"
+            ) from exc
+
+    # ------------------------------------------------------------------ actors
+
+    def _plan(self, nodes: list[tuple[str, float]]) -> list[tuple[str | None, int]]:
+        """(node id or None, zygotes) for each actor."""
+        if self.placement == "cpu":
+            return [(None, 1)] * self.workers
+        # Share the workers over the nodes in proportion to their CPUs (largest remainders first).
+        total = sum(cpus for _, cpus in nodes)
+        exact = [self.workers * cpus / total for _, cpus in nodes]
+        counts = [math.floor(x) for x in exact]
+        order = sorted(range(len(nodes)), key=lambda i: exact[i] - counts[i], reverse=True)
+        for i in order[: self.workers - sum(counts)]:
+            counts[i] += 1
+        return [(node_id, n) for (node_id, _), n in zip(nodes, counts) if n > 0]
+
+    def _start_actor(self, index: int) -> Any:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node_id, zygotes = self._specs[index]
+        strategy: Any = "SPREAD" if node_id is None else NodeAffinitySchedulingStrategy(node_id, soft=False)
+        actor_cls = ray.remote(ZygoteActor)
+        return actor_cls.options(
+            num_cpus=zygotes if self.reserve_cpus else 0,
+            scheduling_strategy=strategy,
+            max_restarts=0,
+        ).remote(zygotes, self._local_kwargs)
+
+    def _replace_actor(self, index: int) -> None:
+        import ray
+
+        try:
+            ray.kill(self._actors[index], no_restart=True)
+        except Exception:
+            pass  # already dead
+        if self._specs[index][0] is not None and self._specs[index][0] not in {n for n, _ in _cpu_nodes()}:
+            self._specs[index] = (None, self._specs[index][1])  # its node is gone: let Ray place it
+        self._actors[index] = self._start_actor(index)
+
+    # ------------------------------------------------------------------ Backend protocol
+
+    def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
+        """Run the jobs on the actors (dynamic chunks, up to two in flight per actor); replies in order.
+
+        A failed actor call (the actor or its node died) gives its jobs ``error`` replies, so that they
+        end as ``sandbox_error``; the actor is replaced before the next chunk is sent to it.
+        """
+        import ray
+
+        if self._closed:
+            raise SandboxError("backend is closed")
+        if os.getpid() != self._owner_pid:
+            raise SandboxError("a RayBackend cannot be used from a forked process; make a new Executor")
+        jobs = list(jobs)
+        replies: list[RawReply | None] = [None] * len(jobs)
+        pending = deque(range(len(jobs)))
+        total = sum(z for _, z in self._specs)
+        inflight: dict[Any, tuple[int, list[int]]] = {}
+        load = [0] * len(self._actors)
+
+        def submit(actor_index: int) -> None:
+            zygotes = self._specs[actor_index][1]
+            # Big enough to amortize a Ray call, small enough to balance: about 1/4 of a fair share.
+            size = max(zygotes, math.ceil(len(pending) * zygotes / total / 4))
+            chunk = [pending.popleft() for _ in range(min(size, len(pending)))]
+            ref = self._actors[actor_index].run_jobs.remote([jobs[i] for i in chunk])
+            inflight[ref] = (actor_index, chunk)
+            load[actor_index] += 1
+
+        while pending or inflight:
+            for a in range(len(self._actors)):
+                while pending and load[a] < _INFLIGHT_PER_ACTOR:
+                    submit(a)
+            done, _ = ray.wait(list(inflight), num_returns=1)
+            for ref in done:
+                actor_index, chunk = inflight.pop(ref)
+                load[actor_index] -= 1
+                try:
+                    got = ray.get(ref)
+                    if len(got) != len(chunk):
+                        raise SandboxError(f"actor returned {len(got)} replies for {len(chunk)} jobs")
+                except Exception as exc:
+                    self.actor_failures += 1
+                    message = f"ray actor failed: {type(exc).__name__}: {str(exc)[:300]}"
+                    got = [{"type": "error", "message": message}] * len(chunk)
+                    if load[actor_index] == 0:
+                        self._replace_actor(actor_index)
+                for i, reply in zip(chunk, got):
+                    replies[i] = reply
+        return [r if r is not None else {"type": "error", "message": "no reply"} for r in replies]
+
+    def features(self) -> dict[str, Any]:
+        """The first actor's zygote features, plus the placement of every actor."""
+        import ray
+
+        feats = dict(ray.get(self._actors[0].features.remote()))
+        feats.update(
+            {
+                "backend": "ray",
+                "placement": self.placement,
+                "actors": len(self._actors),
+                "zygotes_per_actor": [z for _, z in self._specs],
+                "nodes": sorted({n for n, _ in self._specs if n is not None}),
+            }
+        )
+        return feats
+
+    def actor_pids(self) -> list[int]:
+        """The process id of each actor (for tests and diagnostics)."""
+        import ray
+
+        return [f["actor_pid"] for f in ray.get([a.features.remote() for a in self._actors])]
+
+    def close(self) -> None:
+        """Stop the zygotes, kill the actors, and shut Ray down if this backend started it."""
+        if self._closed or os.getpid() != self._owner_pid:
+            return
+        self._closed = True
+        import ray
+
+        if not ray.is_initialized():
+            return
+        try:
+            ray.get([a.close.remote() for a in self._actors], timeout=30)
+        except Exception:
+            pass  # a dead actor's zygotes died with it (PDEATHSIG)
+        for actor in self._actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:
+                pass
+        self._actors = []
+        if self.started_ray:
+            ray.shutdown()
+
+
+def _cpu_nodes() -> list[tuple[str, float]]:
+    """(node id, CPUs) of every alive node that has CPUs, in a stable order."""
+    import ray
+
+    nodes = [
+        (n["NodeID"], float(n.get("Resources", {}).get("CPU", 0.0)))
+        for n in ray.nodes()
+        if n.get("Alive") and n.get("Resources", {}).get("CPU", 0.0) > 0
+    ]
+    return sorted(nodes)
+
+
+__all__ = ["RayBackend", "ZygoteActor", "ray_available"]
