@@ -274,6 +274,10 @@ class ZygotePool:
             zyg = self._zygotes[0]
             return dict((zyg.hello or {}).get("features", {})) if zyg else {}
 
+    def hellos(self) -> list[dict[str, Any]]:
+        """The hello frames of the running zygotes (pid and features of each; empty before the first run)."""
+        return [dict(z.hello) for z in self._zygotes if z is not None and z.hello is not None and z.alive()]
+
     def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
         """Run the jobs on the pool; replies in input order. A broken zygote fails only its own job."""
         if self._closed:

@@ -105,8 +105,45 @@ _UID_BASE = 200000
 # changes the values it reports, which are then judged in the parent).
 _type = type
 _len = len
+_str = str
+_isinstance = isinstance
+_enumerate = enumerate
+_compile = compile
+_exec = exec
+_getattr = getattr
+_format = format
+_list, _tuple, _dict, _set, _frozenset = list, tuple, dict, set, frozenset
+_bytes, _int, _float, _bool = bytes, int, float, bool
+_dict_items = dict.items
+_bytes_hex = bytes.hex
+_BaseException = BaseException
+_MemoryError = MemoryError
+_AssertionError = AssertionError
+_SystemExit = SystemExit
+_KeyError = KeyError
+_SyntaxError = SyntaxError
+_ValueError = ValueError
+_RecursionError = RecursionError
 _json_dumps = json.dumps
 _json_loads = json.loads
+_perf = time.perf_counter
+_os_write = os.write
+_exit = os._exit
+try:  # the C encoder: no Python-level code (that a program could patch) runs while encoding records
+    import _json
+
+    _c_encoder = _json.make_encoder(
+        None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+except (ImportError, AttributeError, TypeError):  # pragma: no cover - other interpreters
+    _c_encoder = None
+_join = "".join
+
+
+def _dumps_record(obj):
+    if _c_encoder is not None:
+        return _join(_c_encoder(obj, 0))
+    return _json_dumps(obj, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------- wire encoding
@@ -119,27 +156,27 @@ class Unplain(Exception):
 def encode(value, depth=0):
     """Turn plain data into a JSON-ready structure (tags for tuple/set/dict/bytes); exact types only."""
     t = _type(value)
-    if value is None or t is bool or t is str or t is float:
+    if value is None or t is _bool or t is _str or t is _float:
         return value
-    if t is int:
+    if t is _int:
         if -_BIG_INT < value < _BIG_INT:
             return value
-        return {"i": ("-" if value < 0 else "") + format(abs(value), "x")}
+        return {"i": ("-" if value < 0 else "") + _format(-value if value < 0 else value, "x")}
     if depth > _MAX_DEPTH:
         raise Unplain("nested too deep")
-    if t is list:
+    if t is _list:
         return [encode(x, depth + 1) for x in value]
-    if t is tuple:
+    if t is _tuple:
         return {"t": [encode(x, depth + 1) for x in value]}
-    if t is dict:
-        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]}
-    if t is set:
+    if t is _dict:
+        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in _dict_items(value)]}
+    if t is _set:
         return {"s": [encode(x, depth + 1) for x in value]}
-    if t is frozenset:
+    if t is _frozenset:
         return {"f": [encode(x, depth + 1) for x in value]}
-    if t is bytes:
-        return {"b": bytes.hex(value)}
-    raise Unplain(_type.__dict__["__name__"].__get__(t) if isinstance(t, type) else "?")
+    if t is _bytes:
+        return {"b": _bytes_hex(value)}
+    raise Unplain(_type.__dict__["__name__"].__get__(t))
 
 
 def decode_tag(obj):
@@ -418,17 +455,41 @@ def kill_cgroup(path, rounds=200):
     return not cgroup_pids(path)
 
 
+_REAPED = {}
+
+
 def reap():
-    """Reap every exited child (the zygote is a subreaper, so orphans of jobs come back to it)."""
+    """Reap every exited child (the zygote is a subreaper, so orphans of jobs come back to it).
+
+    Statuses are kept in ``_REAPED`` so that a job's main child reaped here is still accounted for.
+    """
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status, rusage = os.wait3(os.WNOHANG)
         except ChildProcessError:
             return
         except InterruptedError:
             continue
         if pid == 0:
             return
+        _REAPED[pid] = (status, rusage)
+
+
+def wait_child(pid, block):
+    """``wait4`` for ``pid`` that also finds it among children already reaped by :func:`reap`."""
+    if pid in _REAPED:
+        status, rusage = _REAPED.pop(pid)
+        return pid, status, rusage
+    while True:
+        try:
+            return os.wait4(pid, 0 if block else os.WNOHANG)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            if pid in _REAPED:
+                status, rusage = _REAPED.pop(pid)
+                return pid, status, rusage
+            raise
 
 
 def _oom_kills(memcg):
@@ -474,7 +535,7 @@ class Zygote:
         self._memcg_limit = None
         self._pids_limit = None
         if sys.platform.startswith("linux"):
-            _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+            _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # also loads libc once, so children do not pay for it
         import tempfile
 
         base = workroot or tempfile.gettempdir()
@@ -775,25 +836,21 @@ class Zygote:
             if limit:
                 break
             if pidfd is None or exited:
-                wpid, wstatus, ru = os.wait4(pid, os.WNOHANG)
+                wpid, wstatus, ru = wait_child(pid, False)
                 if wpid:
                     status, rusage = wstatus, ru
                     break
         # The main child is done (or over a limit): nothing of the job may outlive it.
         self._kill_job(pid)
         if status is None:
-            while True:
-                try:
-                    _, status, rusage = os.wait4(pid, 0)
-                    break
-                except InterruptedError:
-                    continue
+            _, status, rusage = wait_child(pid, True)
         self._drain(open_fds, bufs, sizes, caps, poller)
         for fd in (out_r, err_r, res_r):
             os.close(fd)
         if pidfd is not None:
             os.close(pidfd)
         reap()
+        _REAPED.clear()  # only orphans of this job are left in it: their statuses are of no interest
         wall = time.monotonic() - t0
         exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
@@ -906,17 +963,19 @@ def _split_records(data):
 
 def _emit(record):
     try:
-        payload = _json_dumps(record, separators=(",", ":")).encode("utf-8")
-        write_all(_RESULT_FD, _HEADER.pack(_len(payload)) + payload)
-    except Exception:
+        payload = _dumps_record(record).encode("utf-8")
+        data = _HEADER.pack(_len(payload)) + payload
+        while data:
+            data = data[_os_write(_RESULT_FD, data) :]
+    except _BaseException:
         pass
 
 
 def _exc_line(exc):
     name = _type(exc).__name__
     try:
-        text = str(exc)
-    except BaseException:
+        text = _str(exc)
+    except _BaseException:
         text = "<unprintable>"
     if _len(text) > 500:
         text = text[:500] + "..."
@@ -950,7 +1009,7 @@ def _flush():
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except BaseException:
+        except _BaseException:
             pass
 
 
@@ -962,33 +1021,38 @@ def _child_main(payload):
     _setup_stdio()
     program = spec["program"]
     try:
-        code = compile(program, "<program>", "exec")
-    except (SyntaxError, ValueError) as exc:
+        code = _compile(program, "<program>", "exec")
+    except (_SyntaxError, _ValueError) as exc:
         _emit(
             {
                 "ev": "syntax_error",
-                "msg": "%s: %s" % (_type(exc).__name__, getattr(exc, "msg", None) or str(exc)),
-                "lineno": getattr(exc, "lineno", None),
-                "offset": getattr(exc, "offset", None),
-                "text": getattr(exc, "text", None),
+                "msg": "%s: %s" % (_type(exc).__name__, _getattr(exc, "msg", None) or _str(exc)),
+                "lineno": _getattr(exc, "lineno", None),
+                "offset": _getattr(exc, "offset", None),
+                "text": _getattr(exc, "text", None),
             }
         )
-        os._exit(0)
-    except BaseException as exc:  # e.g. MemoryError or RecursionError in the compiler
+        _exit(0)
+    except _BaseException as exc:  # e.g. MemoryError or RecursionError in the compiler
         _emit(
             {
                 "ev": "program_error",
                 "error": _exc_line(exc),
                 "lineno": None,
-                "memory": isinstance(exc, MemoryError),
+                "memory": _isinstance(exc, _MemoryError),
             }
         )
-        os._exit(0)
+        _exit(0)
     stdio = spec["mode"] == "stdio"
+    # Arguments are decoded before any user code runs (json's Python layer uses patchable builtins).
+    arguments = [
+        _json_loads(_json_dumps(t["args"]), object_hook=decode_tag) if t.get("kind") == "call" else None
+        for t in spec.get("tests", [])
+    ]
     ns = {"__name__": "__main__" if stdio else "__candidate__", "__builtins__": builtins}
     try:
-        exec(code, ns)
-    except SystemExit as exc:
+        _exec(code, ns)
+    except _SystemExit as exc:
         if not stdio:
             _emit(
                 {
@@ -998,41 +1062,41 @@ def _child_main(payload):
                 }
             )
             _flush()
-            os._exit(0)
+            _exit(0)
         _flush()
         code_ = exc.code
         if code_ is None or (_type(code_) is int and code_ == 0):
-            os._exit(0)
+            _exit(0)
         if _type(code_) is not int:
             try:
-                sys.stderr.write(str(code_) + "\n")
-            except BaseException:
+                sys.stderr.write(_str(code_) + "\n")
+            except _BaseException:
                 pass
             _flush()
-            os._exit(1)
-        os._exit(code_ & 0xFF or 1)
-    except BaseException as exc:
+            _exit(1)
+        _exit(code_ & 0xFF or 1)
+    except _BaseException as exc:
         _emit(
             {
                 "ev": "program_error",
                 "error": _exc_line(exc),
                 "lineno": _program_lineno(exc),
-                "memory": isinstance(exc, MemoryError),
+                "memory": _isinstance(exc, _MemoryError),
             }
         )
         _flush()
-        os._exit(1 if stdio else 0)
+        _exit(1 if stdio else 0)
     if stdio:
         _emit({"ev": "done"})
         _flush()
-        os._exit(0)
+        _exit(0)
     entry = spec.get("entry_point", "")
-    for i, test in enumerate(spec.get("tests", [])):
-        t0 = time.perf_counter()
+    for i, test in _enumerate(spec.get("tests", [])):
+        t0 = _perf()
         is_assert = test.get("kind") == "assert"
         try:
             fn = ns[entry]
-        except KeyError:
+        except _KeyError:
             _emit(
                 {
                     "ev": "test",
@@ -1046,36 +1110,35 @@ def _child_main(payload):
         try:
             if is_assert:
                 ns["candidate"] = fn
-                exec(compile(test["code"], "<test>", "exec"), ns)
-                _emit({"ev": "test", "i": i, "ok": True, "t": time.perf_counter() - t0})
+                _exec(_compile(test["code"], "<test>", "exec"), ns)
+                _emit({"ev": "test", "i": i, "ok": True, "t": _perf() - t0})
                 continue
-            args = _json_loads(_json_dumps(test["args"]), object_hook=decode_tag)
-            value = fn(*args)
-        except BaseException as exc:
+            value = fn(*arguments[i])
+        except _BaseException as exc:
             _emit(
                 {
                     "ev": "test",
                     "i": i,
                     "error": _exc_line(exc),
-                    "assert": is_assert and isinstance(exc, AssertionError),
-                    "memory": isinstance(exc, MemoryError),
-                    "t": time.perf_counter() - t0,
+                    "assert": is_assert and _isinstance(exc, _AssertionError),
+                    "memory": _isinstance(exc, _MemoryError),
+                    "t": _perf() - t0,
                 }
             )
             continue
-        dt = time.perf_counter() - t0
+        dt = _perf() - t0
         try:
             wire = encode(value)
         except Unplain as exc:
-            _emit({"ev": "test", "i": i, "unplain": str(exc), "t": dt})
+            _emit({"ev": "test", "i": i, "unplain": _str(exc), "t": dt})
             continue
-        except RecursionError:
+        except _RecursionError:
             _emit({"ev": "test", "i": i, "unplain": "nested too deep", "t": dt})
             continue
         _emit({"ev": "test", "i": i, "value": wire, "t": dt})
     _emit({"ev": "done"})
     _flush()
-    os._exit(0)
+    _exit(0)
 
 
 # --------------------------------------------------------------------------- entry point

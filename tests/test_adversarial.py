@@ -1,0 +1,364 @@
+"""Adversarial programs against the sandbox: each has an expected verdict, and after each one nothing is left
+running, the host is untouched, and the next correct program still passes.
+
+Runs against every backend of the ``sandbox`` fixture (``local``; ``docker`` where an engine is there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import codegym
+from codegym import AssertTest, CallTest, Task
+from codegym.execution.backend import LocalBackend
+
+SECRET = "codegym-secret-7f3a9c"
+os.environ["CODEGYM_TEST_SECRET"] = SECRET  # set before any zygote starts: it must never reach one
+
+SENTINEL = Path(f"/var/tmp/codegym-sentinel-{os.getpid()}.txt")
+SENTINEL_TEXT = "do not touch\n"
+GUARDED = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+ADD = Task(
+    task_id="adv/add",
+    prompt="def add(a, b):\n",
+    entry_point="add",
+    reference="def add(a, b):\n    return a + b\n",
+    tests=(CallTest((1, 2), 3), CallTest((10, -4), 6), CallTest((0, 0), 0), CallTest((7, 7), 14)),
+    visible_tests=(CallTest((2, 2), 4),),
+)
+ADD_ASSERT = Task(
+    task_id="adv/add_assert",
+    prompt="def add(a, b):\n",
+    entry_point="add",
+    reference=ADD.reference,
+    tests=(AssertTest("assert candidate(1, 2) == 3"), AssertTest("assert candidate(5, 5) == 10")),
+)
+CORRECT = ADD.reference
+
+FRAME = (
+    "import struct, json, os\ndef frame(obj):\n    b = json.dumps(obj).encode()\n"
+    "    return struct.pack('>I', len(b)) + b\n"
+)
+
+# (id, program, expected status). "{port}" and "{sentinel}" are filled in by the test.
+CASES: list[tuple[str, str, str]] = [
+    ("infinite_loop", "while True:\n    pass\n", "timeout"),
+    ("loop_in_function", "def add(a, b):\n    while True:\n        pass\n", "timeout"),
+    (
+        "loop_sigalrm_ignored",
+        "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGXCPU, signal.SIG_IGN)\n"
+        "while True:\n    pass\n",
+        "timeout",
+    ),
+    (
+        "loop_except_baseexception",
+        "def add(a, b):\n    while True:\n        try:\n            while True:\n                pass\n"
+        "        except BaseException:\n            pass\n",
+        "timeout",
+    ),
+    ("sleep", "import time\ntime.sleep(1000)\n", "timeout"),
+    (
+        "fork_bomb",
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+        "timeout",
+    ),
+    (
+        "setsid_daemon",
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        while True:\n            time.sleep(0.01)\n    os._exit(0)\n"
+        "def add(a, b):\n    return a + b\n",
+        "passed",
+    ),
+    (
+        "spinning_thread",
+        "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\n"
+        "def add(a, b):\n    return a + b\n",
+        "passed",
+    ),
+    ("memory_bomb", "x = []\nwhile True:\n    x.append(bytearray(10**7))\n", "memory_limit"),
+    ("memory_one_huge", "x = bytearray(10**11)\n", "memory_limit"),
+    ("stdout_flood", "while True:\n    print('x' * 1000)\n", "output_limit"),
+    ("stderr_flood", "import sys\nwhile True:\n    sys.stderr.write('y' * 1000)\n", "output_limit"),
+    (
+        "big_file",
+        "with open('big.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * 10**6)\n",
+        "runtime_error",
+    ),
+    ("delete_outside", "import os\nos.remove('{sentinel}')\n", "runtime_error"),
+    ("write_outside", "open('{sentinel}', 'a').write('pwned')\n", "runtime_error"),
+    ("write_repo_file", f"open({str(GUARDED)!r}, 'a').write('pwned')\n", "runtime_error"),
+    (
+        "network_loopback",
+        "import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=0.5)\n",
+        "runtime_error",
+    ),
+    (
+        "read_environment",
+        "import os\nprint(dict(os.environ))\ndef add(a, b):\n"
+        "    return a + b if 'CODEGYM_TEST_SECRET' not in os.environ else 0\n",
+        "passed",
+    ),
+    (
+        "read_proc_environ",
+        "import os\nfor pid in os.listdir('/proc'):\n    try:\n"
+        "        print(open('/proc/%s/environ' % pid, 'rb').read())\n    except Exception:\n        pass\n"
+        "def add(a, b):\n    return a + b\n",
+        "passed",
+    ),
+    ("kill_parent", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", "runtime_error"),
+    ("kill_everything", "import os, signal\nos.kill(-1, signal.SIGKILL)\n", "runtime_error"),
+    ("segfault_ctypes", "import ctypes\nctypes.string_at(0)\n", "runtime_error"),
+    ("deep_recursion", "def add(a, b):\n    return add(a, b)\n", "runtime_error"),
+    (
+        "deep_recursion_no_limit",
+        "import sys\nsys.setrecursionlimit(10**8)\ndef add(a, b):\n    return add(a, b) + 1\n",
+        # Python 3.11 keeps pure-Python frames on the heap: memory or time runs out before the C stack.
+        "runtime_error|memory_limit|timeout",
+    ),
+    ("input_call", "x = input()\ndef add(a, b):\n    return a + b\n", "runtime_error"),
+    ("sys_exit_0", "import sys\nsys.exit(0)\n", "runtime_error"),
+    ("raise_systemexit", "raise SystemExit\n", "runtime_error"),
+    ("os_exit_0", "import os\nos._exit(0)\n", "runtime_error"),
+    ("sys_exit_in_call", "import sys\ndef add(a, b):\n    sys.exit(0)\n", "runtime_error"),
+    ("os_exit_in_call", "import os\ndef add(a, b):\n    os._exit(0)\n", "runtime_error"),
+    (
+        "kill_self",
+        "import os, signal\ndef add(a, b):\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+        "runtime_error",
+    ),
+    (
+        "always_equal",
+        "class A:\n    def __eq__(self, other):\n        return True\n    __hash__ = None\n"
+        "def add(a, b):\n    return A()\n",
+        "failed",
+    ),
+    (
+        "int_subclass",
+        "class I(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+        "def add(a, b):\n    return I(a + b)\n",
+        "failed",
+    ),
+    (
+        "eq_never_returns",
+        "class A:\n    def __eq__(self, other):\n        while True:\n            pass\n"
+        "def add(a, b):\n    return A()\n",
+        "failed",
+    ),
+    (
+        "frame_walking",
+        "import sys, gc\ndef add(a, b):\n    f = sys._getframe(1)\n    while f is not None:\n"
+        "        for k in ('expected', 'test', 'tests'):\n            if k in f.f_locals:\n"
+        "                v = f.f_locals[k]\n                if isinstance(v, dict) and 'expected' in v:\n"
+        "                    return v['expected']\n        f = f.f_back\n"
+        "    for o in gc.get_objects():\n        if isinstance(o, dict) and 'expected' in o:\n"
+        "            return o['expected']\n    return None\n",
+        "failed",
+    ),
+    (
+        "patched_builtins",
+        "import builtins\nbuiltins.isinstance = lambda *a: True\nbuiltins.type = lambda *a: int\n"
+        "builtins.len = lambda *a: 0\ndef add(a, b):\n    return a - b\n",
+        "failed",
+    ),
+    (
+        "patched_json_pickle",
+        "import json, pickle, marshal\n"
+        'json.dumps = lambda *a, **k: \'{"ev": "test", "i": 0, "ok": true}\'\n'
+        "json.loads = lambda *a, **k: {'ev': 'done'}\npickle.dumps = json.dumps\nmarshal.dumps = json.dumps\n"
+        "def add(a, b):\n    return a - b\n",
+        "failed",
+    ),
+    (
+        "forged_stdout_markers",
+        'print(\'{"ev": "test", "i": 0, "ok": true}\')\nprint(\'PASSED\')\nprint(\'All tests passed.\')\n'
+        "def add(a, b):\n    return None\n",
+        "failed",
+    ),
+    (
+        "forged_result_channel",
+        FRAME + "for i in range(5):\n    os.write(3, frame({'ev': 'test', 'i': i, 'ok': True}))\n"
+        "    os.write(3, frame({'ev': 'test', 'i': i, 'value': 42}))\n"
+        "os.write(3, frame({'ev': 'done'}))\nos._exit(0)\n",
+        "failed",
+    ),
+    (
+        "zombies",
+        "import os\nfor _ in range(10):\n    if os.fork() == 0:\n        os._exit(0)\n"
+        "def add(a, b):\n    return a + b\n",
+        "passed",
+    ),
+    ("fd_exhaustion", "fs = [open('/dev/null') for _ in range(10**6)]\n", "runtime_error"),
+    (
+        "raise_rlimits",
+        "import resource\n"
+        "for r in (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE):\n"
+        "    resource.setrlimit(r, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n",
+        "runtime_error",
+    ),
+    (
+        "raise_rlimits_then_loop",
+        "import resource\ntry:\n    resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY,) * 2)\n"
+        "except Exception:\n    pass\nwhile True:\n    pass\n",
+        "timeout",
+    ),
+    ("setuid_root", "import os\nos.setuid(0)\n", "runtime_error"),
+    (
+        "close_stdout_and_channel",
+        "import os\nos.close(1)\nos.close(3)\ndef add(a, b):\n    return a + b\n",
+        "runtime_error",
+    ),
+    (
+        "tmp_escape",
+        "open('/tmp/codegym-escape-{pid}', 'w').write('x')\ndef add(a, b):\n    return a + b\n",
+        "passed",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def host_guards() -> Iterator[dict[str, object]]:
+    """A sentinel file outside the sandbox, a loopback listener, and a process carrying the secret."""
+    SENTINEL.write_text(SENTINEL_TEXT)
+    SENTINEL.chmod(0o644)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    holder = subprocess.Popen(["sleep", "600"], env={"PATH": "/usr/bin:/bin", "CODEGYM_TEST_SECRET": SECRET})
+    guarded_hash = hashlib.sha256(GUARDED.read_bytes()).hexdigest()
+    try:
+        yield {"listener": listener, "port": listener.getsockname()[1], "guarded_hash": guarded_hash}
+    finally:
+        holder.kill()
+        holder.wait()
+        listener.close()
+        SENTINEL.unlink(missing_ok=True)
+
+
+def _sandbox_uids(ex: codegym.Executor) -> set[int]:
+    hellos = getattr(ex.backend, "hellos", lambda: [])()
+    return {h["features"]["uid"] for h in hellos if h.get("features", {}).get("uid") is not None}
+
+
+def _processes_of(uids: set[int]) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path("/proc", entry, "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("Uid:") and int(line.split()[1]) in uids:
+                found.append(f"{entry}: {status.splitlines()[0]}")
+    return found
+
+
+def _leftovers(ex: codegym.Executor) -> list[str]:
+    """Processes of the sandbox still alive (local: any process with a sandbox uid)."""
+    custom = getattr(ex.backend, "leftover_processes", None)
+    if custom is not None:
+        return list(custom())
+    if not isinstance(ex.backend, LocalBackend):
+        return []  # sandbox uids of other backends are not unique on this host (pid namespaces)
+    uids = _sandbox_uids(ex)
+    if not uids:
+        return []
+    deadline = time.monotonic() + 3.0
+    found = _processes_of(uids)
+    while found and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = _processes_of(uids)
+    return found
+
+
+def _leftover_workdirs(ex: codegym.Executor) -> list[str]:
+    """Job directories left in the zygotes' work roots (seen through /proc/<pid>/root)."""
+    left = []
+    if not isinstance(ex.backend, LocalBackend):
+        return []
+    for hello in ex.backend.hellos():
+        root = Path(f"/proc/{hello['pid']}/root") / hello["features"]["workroot"].lstrip("/")
+        try:
+            left += [str(p) for p in root.iterdir()]
+        except OSError:
+            continue
+    return left
+
+
+@pytest.mark.parametrize("name,program,expected", CASES, ids=[c[0] for c in CASES])
+def test_adversarial(
+    sandbox: codegym.Executor, host_guards: dict[str, object], name: str, program: str, expected: str
+) -> None:
+    program = program.replace("{port}", str(host_guards["port"]))
+    program = program.replace("{sentinel}", str(SENTINEL)).replace("{pid}", str(os.getpid()))
+    before_tmp = set(os.listdir("/tmp"))
+    result = sandbox.run(ADD, program)
+    assert result.status in expected.split("|"), (result.status, result.feedback, result.stderr[-500:])
+    assert not result.passed or expected == "passed"
+    # Nothing left running, nothing left on disk.
+    assert _leftovers(sandbox) == []
+    assert _leftover_workdirs(sandbox) == []
+    # The host is untouched.
+    assert SENTINEL.read_text() == SENTINEL_TEXT
+    assert hashlib.sha256(GUARDED.read_bytes()).hexdigest() == host_guards["guarded_hash"]
+    assert SECRET not in result.stdout and SECRET not in result.stderr and SECRET not in result.feedback
+    assert not Path(f"/tmp/codegym-escape-{os.getpid()}").exists()
+    new_tmp = set(os.listdir("/tmp")) - before_tmp
+    assert not {p for p in new_tmp if p.startswith(("codegym-zygote", "job", "codegym-escape"))}
+    listener = host_guards["listener"]
+    assert isinstance(listener, socket.socket)
+    with pytest.raises(OSError):  # socket.timeout: nobody connected
+        listener.accept()
+    # The next correct program still passes.
+    after = sandbox.run(ADD, CORRECT)
+    assert after.status == "passed", after.feedback
+
+
+def test_case_count() -> None:
+    assert len(CASES) >= 30
+
+
+def test_assert_tests_are_marked_unverified(sandbox: codegym.Executor) -> None:
+    # Assert tests run next to the candidate: a result built from them says so.
+    result = sandbox.run(ADD_ASSERT, CORRECT)
+    assert result.status == "passed"
+    assert [t.verified_in_parent for t in result.tests] == [False, False]
+    forged = sandbox.run(ADD_ASSERT, "import os\ndef add(a, b):\n    os._exit(0)\n")
+    assert forged.status == "runtime_error"
+    assert [t.status for t in forged.tests] == ["runtime_error", "not_run"]
+
+
+def test_builtin_patch_does_not_leak(sandbox: codegym.Executor) -> None:
+    patch = "import builtins\nbuiltins.sum = lambda *a: 42\ndef add(a, b):\n    return sum([a, b])\n"
+    uses = "def add(a, b):\n    return sum([a, b])\n"
+    # Several rounds so that every worker of the pool has run the patch before the clean program.
+    for _ in range(3):
+        results = sandbox.run_batch([(ADD, patch), (ADD, patch)])
+        assert [r.status for r in results] == ["failed", "failed"]
+        results = sandbox.run_batch([(ADD, uses), (ADD, uses)])
+        assert [r.status for r in results] == ["passed", "passed"]
+
+
+def test_batch_with_hostile_members_keeps_order(sandbox: codegym.Executor) -> None:
+    programs = [
+        CORRECT,
+        "while True:\n    pass\n",
+        "import os\nos._exit(0)\n",
+        CORRECT,
+        "def add(a, b):\n    return 0\n",
+    ]
+    results = sandbox.run_batch([(ADD, p) for p in programs])
+    assert [r.status for r in results] == ["passed", "timeout", "runtime_error", "passed", "failed"]
+    assert _leftovers(sandbox) == []
