@@ -115,6 +115,7 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
             ``suite`` (procedural suites only). Default: uniform over the suite (and split).
         suite_kwargs: Keyword arguments for ``load_suite`` (e.g. ``{"n": 500, "difficulty": 2}``, or the
             data ``path`` of ``mbpp``/``apps``).
+        data_path: Shortcut for ``suite_kwargs={"path": data_path}`` (the MBPP/APPS JSONL file).
         reward_fn: A reward function ``fn(task, program, result) -> float``; default
             :func:`codegym.rewards.pass_fail`.
         executor: An executor to use (not closed by the environment, not pickled). Default: this process's
@@ -137,6 +138,7 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
         task_id: str | None = None,
         sampler: TaskSampler | str | None = None,
         suite_kwargs: Mapping[str, Any] | None = None,
+        data_path: str | os.PathLike[str] | None = None,
         reward_fn: RewardFunction | None = None,
         executor: Any = None,
         executor_kwargs: Mapping[str, Any] | None = None,
@@ -150,6 +152,9 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
         if isinstance(suite, TaskSuite):
             self.suite = suite
         elif isinstance(suite, str):
+            suite_kwargs = dict(suite_kwargs or {})
+            if data_path is not None:
+                suite_kwargs["path"] = os.fspath(data_path)
             self.suite = cached_suite(suite, suite_kwargs)
         else:
             raise TypeError(

@@ -138,6 +138,13 @@ class TokenEnv(CodeEnv[TokenObs, int]):
         return ids
 
     @property
+    def prompt_ids(self) -> np.ndarray:
+        """The current task's prompt ids, a copy (observations keep the last ``max_prompt_tokens``)."""
+        if self.task is None:
+            return np.zeros(0, dtype=np.int64)
+        return self._prompt_ids(self.task).copy()
+
+    @property
     def body_ids(self) -> np.ndarray:
         """The generated token ids so far (a copy)."""
         start = self.max_prompt_tokens

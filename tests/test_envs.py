@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -80,6 +81,7 @@ def test_spaces_are_documented_shapes():
     assert np.all(env.observation_space.nvec == 18)
     obs, info = env.reset(seed=0)
     prompt = u.tokenizer.encode(u.task.metadata["expression"])
+    assert u.prompt_ids.tolist() == prompt
     assert obs[u.max_prompt_tokens - len(prompt) : u.max_prompt_tokens].tolist() == prompt
     assert np.all(obs[: u.max_prompt_tokens - len(prompt)] == 17) and np.all(obs[u.max_prompt_tokens :] == 17)
     assert info["task_id"] == u.task.task_id
@@ -89,6 +91,24 @@ def test_spaces_are_documented_shapes():
     assert program_env.observation_space.max_length == longest
     obs, _ = program_env.reset(seed=0)
     assert obs == program_env.unwrapped.task.prompt
+
+
+@needs_executor
+def test_data_path_kwarg_loads_mbpp_and_apps_files():
+    data = Path(codegym.__file__).parent / "suites" / "data"
+    for env_id, name in (
+        ("codegym/MBPP-Program-v0", "mbpp_sample.jsonl"),
+        ("codegym/APPS-Repair-v0", "apps_sample.jsonl"),
+    ):
+        env = gym.make(env_id, data_path=data / name)
+        suite = codegym.load_suite(env_id.split("/")[1].split("-")[0].lower(), path=data / name)
+        assert env.unwrapped.suite.task_ids == suite.task_ids
+        env.reset(seed=0)
+        obs, reward, *_ = env.step(env.unwrapped.task.reference)
+        assert reward == 1.0
+        env.close()
+    with pytest.raises(codegym.TaskError, match="data file not found"):
+        gym.make("codegym/MBPP-Program-v0", data_path=data / "missing.jsonl")
 
 
 def test_reset_options_pick_the_task_and_seeds_repeat():
