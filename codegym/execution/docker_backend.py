@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import shutil
 import socket
 import threading
+import time
 import uuid
 import weakref
 import zlib
@@ -56,6 +58,9 @@ _CAPABILITIES = ("SETUID", "SETGID", "CHOWN", "KILL", "DAC_OVERRIDE", "FOWNER")
 # The zygote runs as root in the container only to drop each child to its own unprivileged uid (SETUID,
 # SETGID), hand it its work dir (CHOWN), kill every process of that uid (KILL) and remove what the child
 # left in its 0700 directory (DAC_OVERRIDE, FOWNER). Every other capability is dropped.
+
+_UID_MIN = 1_000_000
+_UID_SPAN = 1_000_000_000
 
 _FIX_IMAGE = "bash scripts/build_sandbox_image.sh (offline) or docker build -t {image} docker/"
 _FIX_ENGINE = "start the engine: bash scripts/ci_services.sh (installs and starts dockerd as root)"
@@ -178,6 +183,7 @@ class DockerBackend(ZygotePool):
         self._containers: list[Any] = [None] * self.workers
         self._containers_pid = os.getpid()
         self._launches = [0] * self.workers
+        self._uids = [0] * self.workers
         self._docker_lock = threading.Lock()
         ok, why = docker_available(self.image)
         if not ok:
@@ -203,6 +209,10 @@ class DockerBackend(ZygotePool):
             if container is None:
                 container = self._create_container(slot)
                 self._containers[slot] = container
+                # Without user namespaces, a uid is one kernel-wide account (RLIMIT_NPROC counts it over
+                # every container): each container's runs get their own random unprivileged uid, where
+                # the zygote's default (200000 + its pid) would repeat in every container.
+                self._uids[slot] = _UID_MIN + secrets.randbelow(_UID_SPAN)
             self._launches[slot] += 1
             return [
                 self.docker_cli,
@@ -215,6 +225,8 @@ class DockerBackend(ZygotePool):
                 "-c",
                 self._bootstrap,
                 "--preload",
+                "--uid",
+                str(self._uids[slot]),
                 "--workroot",
                 WORKROOT,
                 # The container already has no network and a read-only root, and its cgroup file system
@@ -268,6 +280,50 @@ class DockerBackend(ZygotePool):
         """The id of each worker's container (``None`` where none was made yet)."""
         return [c.id if c is not None else None for c in self._containers]
 
+    def sandbox_uids(self) -> list[int]:
+        """The unprivileged uid that each worker's runs get (0 where no container was made yet)."""
+        return list(self._uids)
+
+    def leftover_processes(self, wait_s: float = 3.0) -> list[str]:
+        """Processes of a finished run still alive in any container (should be none), as ``pid: command``.
+
+        Waits up to ``wait_s`` for processes that are being killed to disappear.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            found = []
+            for container, uid in zip(list(self._containers), list(self._uids)):
+                if container is None:
+                    continue
+                try:
+                    top = container.top(ps_args="-o pid,uid,args")
+                except Exception:
+                    continue  # the container is gone: so are its processes
+                for pid, owner, command in top.get("Processes") or []:
+                    if owner == str(uid):
+                        found.append(f"{pid}: {command}")
+            if not found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
+    def leftover_workdirs(self) -> list[str]:
+        """Run directories left in the containers' work roots (should be none between runs)."""
+        left = []
+        for container, hello in zip(list(self._containers), self._slot_hellos()):
+            workroot = (hello or {}).get("features", {}).get("workroot")
+            if container is None or not workroot:
+                continue
+            try:
+                code, out = container.exec_run(["ls", "-A", workroot])
+            except Exception:
+                continue
+            if code == 0:
+                left += [f"{container.short_id}:{workroot}/{name}" for name in out.decode().split()]
+        return left
+
+    def _slot_hellos(self) -> list[dict[str, Any] | None]:
+        return [z.hello if z is not None else None for z in self._zygotes]
+
     def _check_owner(self) -> None:
         # After a fork, the SDK's HTTP connections and the containers belong to the parent process: the
         # child makes its own (and its finalizer never touches the parent's).
@@ -275,6 +331,7 @@ class DockerBackend(ZygotePool):
         if self._containers_pid != pid:
             self._containers = [None] * self.workers
             self._launches = [0] * self.workers
+            self._uids = [0] * self.workers
             self._containers_pid = pid
             self._finalizer = weakref.finalize(self, _remove_containers, self._containers, pid)
         if self._client_pid != pid:
