@@ -196,5 +196,8 @@ def stdout_equal(expected: str, got: str, float_tol: float | None = None) -> boo
 
 def short_repr(value: Any, limit: int = 200) -> str:
     """``repr`` cut to ``limit`` characters (values here are plain data, so ``repr`` is safe)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond the decimal conversion limit, possibly nested
+        text = f"<{type(value).__name__} too large to print>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -262,7 +263,9 @@ class Executor:
         if entry is not None and entry[0] is task:
             self._fingerprints.move_to_end(id(task))
             return entry[1]
-        text = repr((task.task_id, task.entry_point, task.tests, task.visible_tests))
+        text = json.dumps(
+            [task.task_id, task.entry_point, _tests_key(task.tests), _tests_key(task.visible_tests)]
+        )
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         self._fingerprints[id(task)] = (task, digest)
         if len(self._fingerprints) > 4096:
@@ -421,6 +424,19 @@ class Executor:
         return judge.result(n_hidden)
 
 
+def _tests_key(tests: Sequence[TestCase]) -> list[Any]:
+    """A JSON-ready description of test cases (no ``repr``: huge ints would not convert)."""
+    out: list[Any] = []
+    for test in tests:
+        if isinstance(test, CallTest):
+            out.append(["call", encode_wire(test.args), encode_wire(test.expected), test.float_tol])
+        elif isinstance(test, StdioTest):
+            out.append(["stdio", test.stdin, test.expected_stdout, test.float_tol])
+        else:
+            out.append(["assert", test.code])
+    return out
+
+
 def _not_run(task: Task, status: Status, feedback: str) -> ExecutionResult:
     hidden = tuple(TestOutcome(False, "not_run", verified_in_parent=_verified(t)) for t in task.tests)
     visible = tuple(
@@ -437,8 +453,6 @@ def _verified(test: TestCase) -> bool:
 
 
 def _parse_records(raw: Any) -> list[dict[str, Any]]:
-    import json
-
     records = []
     if not isinstance(raw, list):
         return records
@@ -521,7 +535,11 @@ class _Judgement:
         return f"Output limit exceeded: the program printed more than {self.limits.max_output_bytes} bytes."
 
     def _describe(self, test: TestCase) -> str:
-        return test.describe_input(self.task.entry_point)
+        try:
+            text = test.describe_input(self.task.entry_point)
+        except ValueError:  # e.g. an int too large for decimal text
+            text = f"{self.task.entry_point}(...)"
+        return text if len(text) <= 300 else text[:297] + "..."
 
     def call_run(self, tests: list[tuple[int, TestCase]], runs: list[Any]) -> None:
         """Judge the single run of a call-mode job."""

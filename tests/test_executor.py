@@ -1,0 +1,370 @@
+"""The executor: verdicts, feedback, strict comparison, stdio, cache, validation, pickling, robustness."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Iterator
+
+import pytest
+
+import codegym
+from codegym import AssertTest, CallTest, StdioTest, Task
+from codegym.execution.backend import LocalBackend, ZygoteProcess
+from codegym.execution.compare import (
+    WireError,
+    decode_wire,
+    encode_wire,
+    normalize_stdout,
+    stdout_equal,
+    strict_equal,
+)
+from codegym.execution.executor import Limits
+
+ADD = Task(
+    task_id="t/add",
+    prompt="def add(a, b):\n",
+    entry_point="add",
+    reference="def add(a, b):\n    return a + b\n",
+    tests=(CallTest((1, 2), 3), CallTest((10, -4), 6), CallTest((0, 0), 0)),
+    visible_tests=(CallTest((2, 2), 4),),
+)
+SUM_STDIN = Task(
+    task_id="t/sum",
+    prompt="Print the sum of the integers on stdin.",
+    entry_point="",
+    reference="print(sum(map(int, input().split())))\n",
+    tests=(StdioTest("1 2\n", "3\n"), StdioTest("5 5 5", "15")),
+    visible_tests=(StdioTest("0 0", "0"),),
+)
+
+
+@pytest.fixture(scope="module")
+def ex() -> Iterator[codegym.Executor]:
+    with codegym.Executor(timeout_s=1.0, memory_mb=256, workers=2) as executor:
+        yield executor
+
+
+# ---------------------------------------------------------------- comparison
+
+
+@pytest.mark.parametrize(
+    "expected,got,tol,equal",
+    [
+        (1, 1, None, True),
+        (1, True, None, False),
+        (True, 1, None, False),
+        (1, 1.0, None, False),
+        (1.0, 1.0 + 1e-12, None, False),
+        (1.0, 1.0 + 1e-12, 1e-9, True),
+        (float("nan"), float("nan"), None, True),
+        ([1, 2], (1, 2), None, False),
+        ((1, [2.0]), (1, [2.0]), None, True),
+        ({1: "a"}, {True: "a"}, None, False),
+        ({"x": 1.0}, {"x": 1.0000001}, 1e-3, True),
+        ({1, 2}, {2, 1}, None, True),
+        ({1, 2}, frozenset({1, 2}), None, False),
+        ({1}, {True}, None, False),
+        ("ab", "ab", None, True),
+        (b"ab", "ab", None, False),
+        (None, None, None, True),
+        (None, 0, None, False),
+    ],
+)
+def test_strict_equal(expected: object, got: object, tol: float | None, equal: bool) -> None:
+    assert strict_equal(expected, got, tol) is equal
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 0, -7, 2**5000, -(2**5000), 1.5, math.inf, "héllo\udc80", b"\x00\xff", [1, [2]],
+     (1, (2,)), {1, 2}, frozenset({"a"}), {(1, 2): {"k": [None]}, "z": b""}, ()],
+)  # fmt: skip
+def test_wire_round_trip(value: object) -> None:
+    import json
+
+    text = json.dumps(encode_wire(value))
+    assert strict_equal(value, decode_wire(json.loads(text)))
+
+
+@pytest.mark.parametrize("bad", [{"x": 1}, {"d": [[[1], 2]]}, {"t": 3}, {"b": 5}, {"s": [1], "t": [2]}])
+def test_decode_wire_rejects_malformed(bad: object) -> None:
+    with pytest.raises(WireError):
+        decode_wire(bad)
+
+
+def test_encode_wire_rejects_subclasses() -> None:
+    class Sub(int):
+        pass
+
+    with pytest.raises(ValueError, match="Sub"):
+        encode_wire([Sub(1)])
+
+
+def test_stdout_normalization() -> None:
+    assert normalize_stdout("a  \r\nb\t\n\n\n") == "a\nb"
+    assert normalize_stdout("  lead\n") == "  lead"
+    assert stdout_equal("1 2\n", "1 2")
+    assert not stdout_equal("1 2", "1  2")
+    assert stdout_equal("0.3333\n", "0.33333333", float_tol=1e-3)
+    assert not stdout_equal("0.3333\n", "0.34", float_tol=1e-3)
+    assert not stdout_equal("yes 1.0", "no 1.0", float_tol=1e-3)
+    assert not stdout_equal("1.0\n2.0", "1.0 2.0", float_tol=1e-3)
+
+
+# ---------------------------------------------------------------- verdicts and feedback
+
+
+def test_reference_passes(ex: codegym.Executor) -> None:
+    r = ex.run(ADD, ADD.reference)
+    assert r.status == "passed" and r.passed and r.pass_rate == 1.0
+    assert [t.status for t in r.tests] == ["passed"] * 3
+    assert [t.visible for t in r.visible_tests] == [True]
+    assert all(t.verified_in_parent for t in r.tests)
+    assert r.feedback == "All 3 tests passed."
+    assert r.task_id == "t/add"
+
+
+def test_wrong_answer_feedback_shows_visible_not_hidden(ex: codegym.Executor) -> None:
+    r = ex.run(ADD, "def add(a, b):\n    return a * b\n")
+    assert r.status == "failed"
+    assert [t.passed for t in r.tests] == [False, False, True]
+    assert r.pass_rate == pytest.approx(1 / 3)
+    # (2, 2) -> 4 is right for a*b too, so no visible test fails: the feedback only counts hidden tests.
+    assert r.feedback == "1/3 hidden tests passed."
+    assert "6" not in r.feedback
+    r = ex.run(ADD, "def add(a, b):\n    return a - b\n")
+    assert r.feedback == "Failed example: add(2, 2)\n  expected: 4\n  got: 0"
+    assert r.visible_tests[0].message == "expected 4, got 0"
+    assert all(t.message == "wrong answer" for t in r.tests if not t.passed)
+
+
+def test_syntax_error_feedback(ex: codegym.Executor) -> None:
+    r = ex.run(ADD, "def add(a, b:\n    return a\n")
+    assert r.status == "syntax_error"
+    assert r.feedback == "SyntaxError: '(' was never closed (line 1)\n    def add(a, b:\n           ^"
+    assert [t.status for t in r.tests] == ["not_run"] * 3
+
+
+def test_null_byte_is_a_syntax_error(ex: codegym.Executor) -> None:
+    assert ex.run(ADD, "def add(a, b):\n    return a + b\x00\n").status == "syntax_error"
+
+
+def test_runtime_errors(ex: codegym.Executor) -> None:
+    r = ex.run(ADD, "x = 1\ny = x / 0\n")
+    assert r.status == "runtime_error"
+    assert r.feedback == "ZeroDivisionError: division by zero (line 2)"
+    r = ex.run(ADD, "def add(a, b):\n    if a == 10:\n        raise ValueError('ten')\n    return a + b\n")
+    assert r.status == "runtime_error"
+    assert [t.status for t in r.tests] == ["passed", "runtime_error", "passed"]
+    assert r.tests[1].message == "ValueError: ten"
+    assert r.feedback == "ValueError: ten (in a hidden test). 2/3 hidden tests passed."
+    r = ex.run(ADD, "def plus(a, b):\n    return a + b\n")
+    assert r.status == "runtime_error"
+    assert r.tests[0].message == "NameError: name 'add' is not defined"
+
+
+def test_timeout_keeps_finished_tests(ex: codegym.Executor) -> None:
+    r = ex.run(ADD, "def add(a, b):\n    while a == 10:\n        pass\n    return a + b\n")
+    assert r.status == "timeout"
+    assert [t.status for t in r.tests] == ["passed", "timeout", "not_run"]
+    assert r.pass_rate == pytest.approx(1 / 3)
+    assert r.feedback == "Timed out: the program ran longer than the limit of 1 s."
+
+
+def test_plain_data_kinds_round_trip(ex: codegym.Executor) -> None:
+    values = [None, True, 2**100, -3.25, "s\n", b"\x00", (1, [2]), {1: (2,)}, {3}, frozenset({4}), 2**20000]
+    task = Task(
+        task_id="t/identity",
+        prompt="",
+        entry_point="ident",
+        reference="def ident(x):\n    return x\n",
+        tests=tuple(CallTest((v,), v) for v in values),
+    )
+    r = ex.run(task, task.reference)
+    assert r.status == "passed", r.feedback
+    # Arguments are fresh per test: mutating one does not change another's.
+    r = ex.run(task, "def ident(x):\n    return list(x) if type(x) is tuple else x\n")
+    assert [t.passed for t in r.tests] == [type(v) is not tuple for v in values]
+
+
+def test_float_tolerance(ex: codegym.Executor) -> None:
+    task = Task(
+        task_id="t/third",
+        prompt="",
+        entry_point="third",
+        reference="def third(x):\n    return x / 3\n",
+        tests=(CallTest((1.0,), 0.3333, float_tol=1e-3), CallTest((3.0,), 1.0)),
+    )
+    assert ex.run(task, task.reference).status == "passed"
+    assert ex.run(task, "def third(x):\n    return round(x / 3, 1)\n").tests[0].passed is False
+
+
+def test_unplain_return_is_failed(ex: codegym.Executor) -> None:
+    r = ex.run(ADD, "def add(a, b):\n    return iter([a + b])\n")
+    assert r.status == "failed"
+    assert r.tests[0].message == "returned a value of type list_iterator, which is not plain data"
+
+
+def test_assert_tests(ex: codegym.Executor) -> None:
+    task = Task(
+        task_id="t/assert",
+        prompt="",
+        entry_point="add",
+        reference=ADD.reference,
+        tests=(AssertTest("assert candidate(1, 2) == 3"), AssertTest("assert candidate('a', 'b') == 'ab'")),
+        visible_tests=(AssertTest("assert candidate(2, 2) == 4"),),
+    )
+    r = ex.run(task, ADD.reference)
+    assert r.status == "passed" and [t.verified_in_parent for t in r.tests] == [False, False]
+    r = ex.run(task, "def add(a, b):\n    return b + a\n")
+    assert [t.status for t in r.tests] == ["passed", "failed"]
+    assert r.status == "failed"
+    r = ex.run(task, "def add(a, b):\n    return a - b\n")
+    assert r.feedback == "Failed check: assert candidate(2, 2) == 4"
+    assert r.tests[1].status == "runtime_error"  # 'a' - 'b' raises TypeError, not an assertion
+
+
+def test_stdio(ex: codegym.Executor) -> None:
+    r = ex.run(SUM_STDIN, SUM_STDIN.reference)
+    assert r.status == "passed" and r.pass_rate == 1.0
+    r = ex.run(SUM_STDIN, "print(15)\n")
+    assert [t.passed for t in r.tests] == [False, True]
+    assert r.feedback == "Failed example: stdin='0 0'\n  expected output: '0'\n  got: '15\\n'"
+    # Exiting with 0 after printing is fine for a stdio program; a non-zero exit is a runtime error.
+    assert ex.run(SUM_STDIN, SUM_STDIN.reference + "import sys\nsys.exit(0)\n").status == "passed"
+    r = ex.run(SUM_STDIN, SUM_STDIN.reference + "import sys\nsys.exit(3)\n")
+    assert r.status == "runtime_error" and r.tests[0].message == "the program exited with code 3"
+    r = ex.run(SUM_STDIN, "import sys\nprint(sum(map(int, sys.stdin.buffer.read().split())))\n")
+    assert r.status == "passed"
+    assert ex.run(SUM_STDIN, "while True:\n    pass\n").status == "timeout"
+
+
+def test_visible_tests_do_not_decide(ex: codegym.Executor) -> None:
+    program = "def add(a, b):\n    return 0 if (a, b) == (2, 2) else a + b\n"
+    r = ex.run(ADD, program)
+    assert r.status == "passed" and [t.passed for t in r.visible_tests] == [False]
+
+
+# ---------------------------------------------------------------- batch, cache, validation
+
+
+def test_batch_order_and_dedup(ex: codegym.Executor) -> None:
+    ex.clear_cache()
+    before = ex.cache_info()
+    programs = [ADD.reference, "def add(a, b):\n    return 0\n", ADD.reference, "x = (", ADD.reference]
+    results = ex.run_batch([(ADD, p) for p in programs])
+    assert [r.status for r in results] == ["passed", "failed", "passed", "syntax_error", "passed"]
+    assert [r.cached for r in results] == [False, False, True, False, True]
+    info = ex.cache_info()
+    assert info["misses"] - before["misses"] == 3 and info["hits"] - before["hits"] == 2
+    again = ex.run(ADD, "def add(a, b):\n    return 0\n")
+    assert again.cached and again == results[1]
+    assert ex.cache_info()["hits"] - before["hits"] == 3
+
+
+def test_cache_key_includes_limits_and_tests() -> None:
+    with codegym.Executor(timeout_s=1.0, workers=1) as a, codegym.Executor(timeout_s=2.0, workers=1) as b:
+        assert a._key(ADD, "x") != b._key(ADD, "x")
+        other = Task("t/add", ADD.prompt, "add", ADD.reference, tests=(CallTest((1, 2), 4),))
+        assert a._key(ADD, "x") != a._key(other, "x")
+
+
+def test_cache_off() -> None:
+    with codegym.Executor(cache=False, workers=1, timeout_s=1.0) as ex:
+        results = ex.run_batch([(ADD, ADD.reference)] * 2)
+        assert [r.cached for r in results] == [False, False]
+        assert ex.run(ADD, ADD.reference).cached is False
+        assert ex.cache_info()["size"] == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"timeout_s": 0}, "timeout_s must be a number in \\[0.01, 3600\\], got 0"),
+        ({"timeout_s": "5"}, "timeout_s must be a number .* got '5'"),
+        ({"memory_mb": 8}, "memory_mb must be an int in \\[16, 1.04858e\\+06\\], got 8"),
+        ({"memory_mb": 1.5}, "memory_mb must be an int"),
+        ({"workers": 0}, "workers must be an int in \\[1, 256\\], got 0"),
+        ({"max_output_bytes": 10}, "max_output_bytes .* got 10"),
+        ({"backend": "nope"}, "backend must be one of .* got 'nope'"),
+    ],
+)
+def test_bad_limits(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        codegym.Executor(**kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_items(ex: codegym.Executor) -> None:
+    with pytest.raises(ValueError, match="item 1 \\(task t/add\\): program must be a str, got bytes"):
+        ex.run_batch([(ADD, ADD.reference), (ADD, b"print(1)")])
+    with pytest.raises(ValueError, match="item 0: task must be a codegym Task, got str"):
+        ex.run("t/add", ADD.reference)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="item 0 must be a \\(task, program\\) pair"):
+        ex.run_batch([ADD])  # type: ignore[list-item]
+
+
+def test_oversized_program_is_a_result() -> None:
+    with codegym.Executor(workers=1, max_program_bytes=1000) as ex:
+        r = ex.run(ADD, "#" * 1001)
+        assert r.status == "runtime_error"
+        assert r.feedback == "Program not run: it is 1001 bytes, over the limit of 1000 bytes."
+        assert ex.run(ADD, ADD.reference).passed
+
+
+def test_limits_dataclass() -> None:
+    assert Limits().wire()["timeout_s"] == 5.0
+    with pytest.raises(ValueError, match="max_procs"):
+        Limits(max_procs=0)
+
+
+def test_closed_executor_raises() -> None:
+    ex = codegym.Executor(workers=1)
+    ex.close()
+    ex.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        ex.run(ADD, ADD.reference)
+
+
+def test_pickle_round_trip() -> None:
+    with codegym.Executor(timeout_s=1.5, workers=1) as ex:
+        clone = pickle.loads(pickle.dumps(ex))
+        try:
+            assert clone.limits == ex.limits and clone.workers == 1
+            assert clone.run(ADD, ADD.reference).passed
+        finally:
+            clone.close()
+
+
+def test_docker_and_ray_names_are_lazy() -> None:
+    from codegym.execution.executor import make_backend
+
+    assert isinstance(make_backend("local", 1), LocalBackend)
+
+
+def test_crashed_zygote_is_a_sandbox_error_then_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    with codegym.Executor(workers=1, timeout_s=1.0, cache=False) as ex:
+        assert ex.run(ADD, ADD.reference).passed
+        backend = ex.backend
+        assert isinstance(backend, LocalBackend)
+        real_send = ZygoteProcess.send
+
+        def send_then_die(self: ZygoteProcess, obj: dict[str, object]) -> None:
+            real_send(self, obj)
+            self.proc.kill()
+
+        monkeypatch.setattr(ZygoteProcess, "send", send_then_die)
+        r = ex.run(ADD, ADD.reference)
+        assert r.status == "sandbox_error" and r.feedback.startswith("Sandbox error: sandbox process failed")
+        monkeypatch.undo()
+        assert ex.run(ADD, ADD.reference).passed
+        assert backend.restarts == 1
+
+
+def test_features_report_containment() -> None:
+    with codegym.Executor(workers=1) as ex:
+        features = ex.backend.features()
+    import os
+
+    if os.geteuid() == 0:
+        assert features["uid"] >= 200000 and features["netns"] and features["mountns"]
