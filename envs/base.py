@@ -187,6 +187,7 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
             )
         self.reward_fn: RewardFunction = reward_fn
         self._user_executor = executor
+        self._owns_user_executor = False  # True only for an executor recreated on unpickling
         self._executor_kwargs = dict(executor_kwargs or {})
         self._shared_executor: Any = None
         self.task: Task | None = None
@@ -329,6 +330,9 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
 
     def close(self) -> None:
         """Release the shared executor (an executor passed in by the user is left open)."""
+        if self._owns_user_executor and self._user_executor is not None:
+            self._user_executor.close()
+            self._user_executor = None
         if self._shared_executor is not None:
             self._shared_executor = None
             release_executor(self._executor_kwargs)
@@ -343,13 +347,26 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        # Live executors hold processes and pipes: the copy acquires its own shared one on first use.
+        # Live executors hold processes and pipes. The copy acquires its own shared one on first use; a
+        # codegym.Executor passed by the user travels as its configuration (Executor pickles no process)
+        # and the copy owns and closes the new one. Other executor objects are dropped.
         state["_shared_executor"] = None
-        state["_user_executor"] = None
+        user = state["_user_executor"]
+        state["_user_executor"] = user if _picklable_executor(user) else None
+        state["_owns_user_executor"] = state["_user_executor"] is not None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+
+def _picklable_executor(executor: Any) -> bool:
+    """True for a :class:`codegym.Executor` on a named backend (it pickles its configuration only)."""
+    if executor is None:
+        return False
+    from codegym.execution.executor import Executor
+
+    return isinstance(executor, Executor) and isinstance(getattr(executor, "_backend_spec", None), str)
 
 
 def max_length(items: Sequence[int], *, default: int = 1) -> int:

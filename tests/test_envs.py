@@ -209,6 +209,20 @@ def test_pickle_does_not_carry_a_live_executor():
     assert clone._user_executor is None and clone._shared_executor is None
 
 
+@needs_executor
+def test_pickle_recreates_a_user_executor_from_its_configuration():
+    with codegym.Executor(timeout_s=2.0, cache=False, workers=1) as ex:
+        env = ProgramEnv("arith", executor=ex, task_id="arith/d1/s0/0")
+        clone = pickle.loads(pickle.dumps(env))
+        assert clone.executor is not ex and clone.executor.limits == ex.limits
+        assert clone.executor.cache_enabled is False and clone._owns_user_executor
+        clone.reset(seed=0)
+        assert clone.step(clone.task.reference)[1] == 1.0
+        backend = clone.executor
+        clone.close()
+        assert backend._closed and not ex._closed  # the copy closes its own executor only
+
+
 def test_bad_actions_and_misuse_raise_clear_errors():
     env = TokenEnv("arith")
     with pytest.raises(RuntimeError, match="reset"):
