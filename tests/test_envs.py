@@ -67,6 +67,8 @@ def test_check_env_dict_observations():
         TokenEnv("arith", observation="dict"),
         TokenEnv("listops", observation="dict"),
         ProgramEnv("arith", observation="dict"),
+        TokenEnv("listops", sampler="curriculum"),
+        RepairEnv("arith", reward_mode="improvement", completion=True),
     ):
         check_env(env)
         env.close()

@@ -169,3 +169,24 @@ def test_prompt_longer_than_slots_keeps_its_end():
     obs, _ = env.reset(seed=0)
     tail = list(env.task.prompt.encode())[-16:]
     assert obs[:16].tolist() == tail and obs.shape == (24,)
+
+
+class _NoExecution:
+    def run(self, task, program):
+        raise AssertionError(f"non-terminal steps must not execute, got {program!r}")
+
+    run_batch = run
+
+
+def test_non_terminal_steps_execute_nothing_and_reuse_the_buffer():
+    env = TokenEnv("arith", executor=_NoExecution(), max_new_tokens=10)
+    obs0, _ = env.reset(seed=0)
+    buffer = env._ids
+    seen = [obs0]
+    for token in (0, 11, 3, 13, 0):  # x + 2 * x, never EOS, inside the budget
+        obs, reward, terminated, truncated, info = env.step(token)
+        assert (reward, terminated, truncated, info) == (0.0, False, False, {})
+        assert env._ids is buffer and not any(np.shares_memory(obs, other) for other in (buffer, *seen))
+        seen.append(obs)
+    assert env.current_text == "x+2*x"
+    assert [int(o[env.max_prompt_tokens + 4]) for o in seen] == [env.pad_token_id] * 5 + [0]
