@@ -93,6 +93,11 @@ class CodeVectorEnv(VectorEnv):
         """Reset every sub-environment (seed ``s`` gives them ``s, s+1, ...``); ``options`` go to each.
 
         ``options["reset_mask"]`` (a bool array) resets only the selected sub-environments.
+        ``options["task_id"]`` may be one id (every sub-environment attempts it: a GRPO group) or a list
+        of ``num_envs`` ids, one per sub-environment (several groups in one batch).
+
+        Raises:
+            ValueError: for seeds, a reset mask or a task id list of the wrong length.
         """
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
@@ -110,11 +115,18 @@ class CodeVectorEnv(VectorEnv):
             raise ValueError(
                 f"CodeVectorEnv.reset: options['reset_mask'] must be a bool array of shape ({self.num_envs},)"
             )
+        task_ids = options.get("task_id")
+        if isinstance(task_ids, (list, tuple, np.ndarray)):
+            if len(task_ids) != self.num_envs:
+                raise ValueError(f"CodeVectorEnv.reset: {len(task_ids)} task ids for {self.num_envs} envs")
+        else:
+            task_ids = [task_ids] * self.num_envs
         infos: dict[str, Any] = {}
         for i, env in enumerate(self.envs):
             if not mask[i]:
                 continue
-            self._env_obs[i], info = env.reset(seed=seeds[i], options=options or None)
+            env_options = {**options, "task_id": task_ids[i]} if "task_id" in options else options
+            self._env_obs[i], info = env.reset(seed=seeds[i], options=env_options or None)
             self._terminations[i] = self._truncations[i] = self._autoreset[i] = False
             infos = self._add_info(infos, info, i)
         return self._batched_obs(), infos

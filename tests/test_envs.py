@@ -377,3 +377,18 @@ def test_custom_reward_function_and_breakdown():
     assert list(info["reward_components"].values()) == [-1.0]
     env.reset(seed=0)
     assert env.step("def f(x):\n    return x\n")[1] == -0.3
+
+
+@needs_executor
+def test_improvement_reward_mode_telescopes_to_the_last_attempt():
+    from codegym.rewards import pass_rate
+
+    env = RepairEnv("arith", task_id="arith/d1/s0/0", reward_fn=pass_rate, reward_mode="improvement")
+    env.reset(seed=0)
+    partial = "def f(x):\n    return x + 5 if x > 0 else 0\n"
+    _, r1, *_, info1 = env.step(partial)
+    assert 0.0 < info1["pass_rate"] < 1.0 and r1 == info1["pass_rate"]
+    _, r2, *_, info2 = env.step("def f(x):\n    return 0\n")
+    assert r2 == info2["pass_rate"] - info1["pass_rate"]
+    _, r3, terminated, *_ = env.step(env.task.reference)
+    assert terminated and r1 + r2 + r3 == pytest.approx(1.0)

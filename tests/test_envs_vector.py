@@ -102,6 +102,16 @@ def test_same_step_autoreset_reports_final_info(executor):
     envs.close()
 
 
+def test_reset_with_one_task_id_per_env(executor):
+    ids = [_arith_task(i).task_id for i in (1, 1, 2, 2)]
+    envs = gym.make_vec("codegym/Arith-Program-v0", num_envs=4, executor=executor)
+    _, infos = envs.reset(seed=0, options={"task_id": ids})
+    assert list(infos["task_id"]) == ids
+    with pytest.raises(ValueError, match="3 task ids for 4 envs"):
+        envs.reset(options={"task_id": ids[:3]})
+    envs.close()
+
+
 def test_reset_mask_and_wrapped_envs_rejected(executor):
     envs = CodeVectorEnv([lambda: TokenEnv("arith", executor=executor) for _ in range(2)])
     envs.reset(seed=0)
