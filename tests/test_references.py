@@ -34,20 +34,30 @@ def test_references_pass(executor: codegym.Executor, name: str, kwargs: dict[str
     assert report.num_tests == sum(len(t.tests) for t in suite)
 
 
-@pytest.mark.slow
 def test_humaneval_references_pass(executor: codegym.Executor) -> None:
     suite = codegym.load_suite("humaneval")
     report = validate_suite(suite, executor)
-    assert report.num_tasks == 164 and report.num_tests == 1117 + 16
+    assert report.num_tasks == 164 and report.num_tests == 1117 + 16 and report.num_visible == 380
 
 
-def test_humaneval_sample_references_pass(executor: codegym.Executor) -> None:
-    """A fast subset that covers every conversion: truthy, tolerance, context groups, helper names."""
-    suite = codegym.load_suite("humaneval")
-    chosen = ["HumanEval/0", "HumanEval/2", "HumanEval/32", "HumanEval/33", "HumanEval/38", "HumanEval/53"]
-    chosen += ["HumanEval/56", "HumanEval/151", "HumanEval/160"]
-    report = validate_suite(TaskSuite("humaneval", [suite.get(i) for i in chosen]), executor)
-    assert report.num_tasks == len(chosen)
+def test_humaneval_and_mbpp_tests_reject_a_wrong_program(executor: codegym.Executor) -> None:
+    """``return None`` passes no HumanEval task; assert tests (HumanEval/53's loop) fail in the sandbox."""
+    he = codegym.load_suite("humaneval")
+    results = executor.run_batch([(t, t.prompt + "    return None\n") for t in he])
+    assert [t.task_id for t, r in zip(he, results) if r.passed] == []
+    loop = he.get("HumanEval/53")
+    result = executor.run(loop, loop.prompt + "    return x + y if x < 3 else x - y\n")
+    assert [(o.passed, o.verified_in_parent) for o in result.tests] == [
+        (False, False),
+        (True, True),
+        (True, True),
+        (True, True),
+        (False, True),
+        (False, True),
+    ]
+    mbpp = codegym.load_suite("mbpp")
+    wrong = [(t, f"{t.reference}\ndef {t.entry_point}(*args):\n    return None\n") for t in mbpp]
+    assert not any(r.passed for r in executor.run_batch(wrong))
 
 
 def test_procedural_tests_are_not_vacuous(executor: codegym.Executor) -> None:
