@@ -8,7 +8,9 @@ Two agents:
 
 * ``--algo maskable`` (default): sb3-contrib's ``MaskablePPO`` with the grammar-aware action mask
   (``env.action_masks()``), so every program it writes is syntactically valid;
-* ``--algo ppo``: plain SB3 ``PPO`` with ``MlpPolicy`` and no mask.
+* ``--algo ppo``: plain SB3 ``PPO`` with ``MlpPolicy`` and no mask. With the sparse pass/fail reward it
+  rarely sees a success among 17^k unmasked programs: in our runs it had not learned the task after 40,000
+  steps (seed 0), where MaskablePPO reaches 100% greedy success after 12,000 (seeds 0-3).
 
 Run: ``python examples/sb3_arith_token.py --timesteps 20000 --seed 0`` (about a minute on a laptop CPU).
 It prints the greedy policy's success rate over ``--eval-episodes`` episodes and the program it writes.
