@@ -392,3 +392,19 @@ def test_improvement_reward_mode_telescopes_to_the_last_attempt():
     assert r2 == info2["pass_rate"] - info1["pass_rate"]
     _, r3, terminated, *_ = env.step(env.task.reference)
     assert terminated and r1 + r2 + r3 == pytest.approx(1.0)
+
+
+@needs_executor
+def test_random_agent_example_runs(capsys):
+    spec = importlib.util.spec_from_file_location(
+        "random_agent", Path(__file__).parents[1] / "examples" / "random_agent.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    mean = module.run("codegym/ListOps-Token-v0", episodes=3, seed=0)
+    assert 0.0 <= mean <= 1.0
+    out = capsys.readouterr().out
+    assert out.count("== verdict:") == 3 and "def f(xs):" in out
+    assert (
+        module.run("codegym/Arith-Program-v0", episodes=2, seed=0, verbose=False) == 0.0
+    )  # "return x" is wrong

@@ -64,6 +64,12 @@ def test_make_vec_uses_the_batched_vector_env_and_one_run_batch(executor):
     obs, rewards, terminations, _, infos = envs.step(actions)  # NEXT_STEP: this step resets
     assert counter.calls == [("run_batch", 4)] and rewards.tolist() == [0.0] * 4 and not terminations.any()
     envs.close()
+    same_step = gym.make_vec(
+        "codegym/Arith-Token-v0", num_envs=2, autoreset_mode="SameStep", executor=executor
+    )
+    assert same_step.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert isinstance(same_step.unwrapped.envs[0], TokenEnv)
+    same_step.close()
 
 
 def test_batched_vector_matches_sync_vector_env(executor):
