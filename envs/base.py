@@ -161,6 +161,9 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
                 f"{type(self).__name__}: suite must be a suite name or a TaskSuite, got {suite!r:.80}"
             )
         self.suite_name = self.suite.name.split(":")[0]
+        # Spaces are sized, and option task ids looked up, over the whole suite: the train and test envs
+        # of a suite have equal spaces (one policy serves both), and options may pick any of its tasks.
+        self.full_suite = self.suite
         if split is not None:
             self.suite = self.suite.split(split)
         if sampler == "curriculum":
@@ -200,8 +203,8 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
 
     @property
     def all_tasks(self) -> list[Task]:
-        """Every task a reset can choose (the suite, the sampler's pool, and the fixed task)."""
-        seen: dict[str, Task] = {t.task_id: t for t in self.suite}
+        """Every task a reset can choose: the whole suite (every split) and the sampler's pool."""
+        seen: dict[str, Task] = {t.task_id: t for t in self.full_suite}
         for t in self.sampler.tasks:
             seen.setdefault(t.task_id, t)
         return list(seen.values())
@@ -209,12 +212,12 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
     def _lookup(self, task_id: str) -> Task:
         if not isinstance(task_id, str):
             raise TypeError(f"{type(self).__name__}: task_id must be a str, got {task_id!r:.80}")
-        if task_id in self.suite:
-            return self.suite.get(task_id)
+        if task_id in self.full_suite:
+            return self.full_suite.get(task_id)
         for task in self.sampler.tasks:
             if task.task_id == task_id:
                 return task
-        return self.suite.get(task_id)  # raises KeyError naming close matches
+        return self.full_suite.get(task_id)  # raises KeyError naming close matches
 
     def _choose_task(self, options: Mapping[str, Any] | None) -> Task:
         if options:

@@ -408,3 +408,15 @@ def test_random_agent_example_runs(capsys):
     assert (
         module.run("codegym/Arith-Program-v0", episodes=2, seed=0, verbose=False) == 0.0
     )  # "return x" is wrong
+
+
+def test_split_selects_sampled_tasks_but_spaces_cover_the_whole_suite():
+    suite = codegym.load_suite("basic")
+    train, test = TokenEnv("basic", split="train"), TokenEnv("basic", split="test")
+    assert train.observation_space == test.observation_space
+    train_ids = {train.reset(seed=s)[1]["task_id"] for s in range(40)}
+    assert train_ids <= set(suite.split("train").task_ids) and len(train_ids) > 10
+    test_id = suite.split("test").task_ids[0]
+    assert train.reset(options={"task_id": test_id})[1]["task_id"] == test_id  # options reach every task
+    program_train = ProgramEnv("basic", split="train")
+    assert program_train.observation_space == ProgramEnv("basic", split="test").observation_space
