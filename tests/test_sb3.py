@@ -24,9 +24,13 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sb3_arith_token.py
 
 
 @needs_executor
-@pytest.mark.parametrize("env_id", [i for i in env_ids(include_data_suites=False) if i.endswith("-Token-v0")])
+@pytest.mark.parametrize("env_id", [i for i in env_ids() if i.endswith("-Token-v0")])
 def test_sb3_check_env_on_token_ids(env_id):
-    kwargs = {"max_new_tokens": 32} if env_id.split("/")[1].startswith(("HumanEval", "Basic")) else {}
+    kwargs = (
+        {"max_new_tokens": 32}
+        if env_id.split("/")[1].startswith(("HumanEval", "Basic", "MBPP", "APPS"))
+        else {}
+    )
     env = gym.make(env_id, **kwargs).unwrapped
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any SB3 compatibility warning fails the test
