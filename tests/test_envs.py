@@ -16,17 +16,10 @@ from gymnasium.utils.env_checker import check_env
 
 import codegym
 
-needs_executor = pytest.mark.skipif(
-    importlib.util.find_spec("codegym.execution.executor") is None, reason="the executor has not landed"
-)
-
 
 @pytest.fixture(scope="module", autouse=True)
 def shared_executor():
     """Hold one reference to the process's shared executor, so that every env in this module reuses it."""
-    if importlib.util.find_spec("codegym.execution.executor") is None:
-        yield None
-        return
     executor = acquire_executor()
     yield executor
     release_executor()
@@ -53,7 +46,6 @@ def test_every_kind_and_builtin_suite_is_registered():
     assert gym.spec("codegym/Arith-Token-v0").kwargs == {"suite": "arith"}
 
 
-@needs_executor
 @pytest.mark.parametrize("env_id", ALL_IDS)
 def test_gymnasium_check_env(env_id):
     env = gym.make(env_id)
@@ -61,7 +53,6 @@ def test_gymnasium_check_env(env_id):
     env.close()
 
 
-@needs_executor
 def test_check_env_dict_observations():
     for env in (
         TokenEnv("arith", observation="dict"),
@@ -95,7 +86,6 @@ def test_spaces_are_documented_shapes():
     assert obs == program_env.unwrapped.task.prompt
 
 
-@needs_executor
 def test_data_path_kwarg_loads_mbpp_and_apps_files():
     data = Path(codegym.__file__).parent / "suites" / "data"
     for env_id, name in (
@@ -139,7 +129,6 @@ def _rollout(env_id: str, seed: int, steps: int, **kwargs):
     return trace
 
 
-@needs_executor
 def test_same_seed_rollouts_are_identical():
     for env_id, steps in (("codegym/Arith-Token-v0", 200), ("codegym/ListOps-Repair-v0", 12)):
         kwargs = {"max_program_chars": 40} if "Repair" in env_id else {}
@@ -148,7 +137,6 @@ def test_same_seed_rollouts_are_identical():
         assert first != _rollout(env_id, 8, steps, **kwargs)
 
 
-@needs_executor
 @pytest.mark.parametrize(
     "env_id,kwargs",
     [
@@ -176,7 +164,6 @@ def test_thousand_random_actions_never_crash(env_id, kwargs):
     env.close()
 
 
-@needs_executor
 def test_pickle_round_trip_mid_episode():
     env = TokenEnv("arith")
     env.reset(seed=4)
@@ -211,7 +198,6 @@ def test_pickle_does_not_carry_a_live_executor():
     assert clone._user_executor is None and clone._shared_executor is None
 
 
-@needs_executor
 def test_pickle_recreates_a_user_executor_from_its_configuration():
     with codegym.Executor(timeout_s=2.0, cache=False, workers=1) as ex:
         env = ProgramEnv("arith", executor=ex, task_id="arith/d1/s0/0")
@@ -260,7 +246,6 @@ def test_bad_actions_and_misuse_raise_clear_errors():
         ProgramEnv("arith", render_mode="human")
 
 
-@needs_executor
 def test_step_after_done_raises():
     env = gym.make("codegym/Arith-Program-v0")
     env.reset(seed=0)
@@ -275,7 +260,6 @@ def test_step_after_done_raises():
         token.step(0)
 
 
-@needs_executor
 @pytest.mark.parametrize("suite", ["arith", "listops", "basic", "humaneval", "mbpp"])
 def test_reference_earns_top_reward_and_junk_does_not(suite):
     tasks = codegym.load_suite(suite)
@@ -293,7 +277,6 @@ def test_reference_earns_top_reward_and_junk_does_not(suite):
     env.close()
 
 
-@needs_executor
 def test_token_reference_earns_top_reward_and_junk_does_not():
     for suite in ("arith", "listops"):
         env = TokenEnv(suite)
@@ -312,7 +295,6 @@ def test_token_reference_earns_top_reward_and_junk_does_not():
         env.close()
 
 
-@needs_executor
 def test_token_budget_truncates_and_executes():
     env = TokenEnv("arith", max_new_tokens=3, task_id="arith/d1/s0/0")  # x + 5
     env.reset(seed=0)
@@ -324,7 +306,6 @@ def test_token_budget_truncates_and_executes():
     assert outcome == (1.0, False, True, "passed", 3)
 
 
-@needs_executor
 def test_repair_env_feedback_terminated_and_truncated():
     env = RepairEnv("arith", max_attempts=3, task_id="arith/d1/s0/0")
     obs, _ = env.reset(seed=0)
@@ -342,7 +323,6 @@ def test_repair_env_feedback_terminated_and_truncated():
     assert obs["feedback"].startswith("attempt 3/3: failed, passed 0/6 tests")
 
 
-@needs_executor
 def test_completion_mode_prepends_the_prompt():
     task = codegym.load_suite("humaneval")[0]
     env = ProgramEnv("humaneval", completion=True, task_id=task.task_id)
@@ -351,7 +331,6 @@ def test_completion_mode_prepends_the_prompt():
     assert reward == 1.0 and env.last_program == task.reference
 
 
-@needs_executor
 def test_render_ansi_shows_prompt_program_and_verdict():
     env = gym.make("codegym/Arith-Token-v0", render_mode="ansi", task_id="arith/d1/s0/0")
     env.reset(seed=0)
@@ -366,7 +345,6 @@ def test_render_ansi_shows_prompt_program_and_verdict():
     assert "def f(x):\n    return x+5" in after and "verdict: passed (6/6 tests)" in after
 
 
-@needs_executor
 def test_custom_reward_function_and_breakdown():
     from codegym.rewards import coderl_graded
 
@@ -379,7 +357,6 @@ def test_custom_reward_function_and_breakdown():
     assert env.step("def f(x):\n    return x\n")[1] == -0.3
 
 
-@needs_executor
 def test_improvement_reward_mode_telescopes_to_the_last_attempt():
     from codegym.rewards import pass_rate
 
@@ -394,7 +371,6 @@ def test_improvement_reward_mode_telescopes_to_the_last_attempt():
     assert terminated and r1 + r2 + r3 == pytest.approx(1.0)
 
 
-@needs_executor
 def test_random_agent_example_runs(capsys):
     spec = importlib.util.spec_from_file_location(
         "random_agent", Path(__file__).parents[1] / "examples" / "random_agent.py"

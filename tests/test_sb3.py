@@ -17,13 +17,9 @@ pytest.importorskip("stable_baselines3")
 pytest.importorskip("sb3_contrib")
 from stable_baselines3.common.env_checker import check_env as sb3_check_env  # noqa: E402
 
-needs_executor = pytest.mark.skipif(
-    importlib.util.find_spec("codegym.execution.executor") is None, reason="the executor has not landed"
-)
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sb3_arith_token.py"
 
 
-@needs_executor
 @pytest.mark.parametrize("env_id", [i for i in env_ids() if i.endswith("-Token-v0")])
 def test_sb3_check_env_on_token_ids(env_id):
     kwargs = (
@@ -38,7 +34,6 @@ def test_sb3_check_env_on_token_ids(env_id):
     env.close()
 
 
-@needs_executor
 def test_sb3_check_env_on_dict_observation_with_mask():
     env = TokenEnv("arith", observation="dict")
     with warnings.catch_warnings():
@@ -63,7 +58,6 @@ def _example():
     return module
 
 
-@needs_executor
 @pytest.mark.slow
 def test_maskable_ppo_learns_a_fixed_arith_task():
     report = _example().train(algo="maskable", timesteps=12_000, seed=0, eval_episodes=20)
