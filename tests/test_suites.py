@@ -434,13 +434,19 @@ def test_mbpp_malformed(tmp_path: Path, changes: dict[str, Any], message: str) -
         mbpp.load(path=path)
 
 
-def test_mbpp_sources() -> None:
+def test_mbpp_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="source must be 'file' or 'hf', got 'web'"):
         mbpp.load(source="web")
     try:
         import datasets  # noqa: F401
     except ImportError:
         with pytest.raises(TaskError, match=r"needs the 'datasets' library \(pip install 'codegym\[hf\]'\)"):
+            mbpp.load(source="hf")
+    else:
+        # Installed but unreachable (offline here and in CI): a clear error that says what to do instead.
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+        with pytest.raises(TaskError, match=r"mbpp: cannot load .* offline, pass path=\.\.\. to a local JSONL"):
             mbpp.load(source="hf")
     with pytest.raises(TaskError, match="data file not found"):
         mbpp.load(path="/nonexistent/mbpp.jsonl")
