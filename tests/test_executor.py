@@ -347,13 +347,13 @@ def test_crashed_zygote_is_a_sandbox_error_then_recovers(monkeypatch: pytest.Mon
         assert ex.run(ADD, ADD.reference).passed
         backend = ex.backend
         assert isinstance(backend, LocalBackend)
-        real_send = ZygoteProcess.send
+        real_send = ZygoteProcess.send_bytes
 
-        def send_then_die(self: ZygoteProcess, obj: dict[str, object]) -> None:
-            real_send(self, obj)
+        def send_then_die(self: ZygoteProcess, frame: bytes) -> None:
+            real_send(self, frame)
             self.proc.kill()
 
-        monkeypatch.setattr(ZygoteProcess, "send", send_then_die)
+        monkeypatch.setattr(ZygoteProcess, "send_bytes", send_then_die)
         r = ex.run(ADD, ADD.reference)
         assert r.status == "sandbox_error" and r.feedback.startswith("Sandbox error: sandbox process failed")
         monkeypatch.undo()

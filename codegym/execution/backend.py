@@ -75,6 +75,15 @@ def job_deadline_s(job: Job) -> float:
     return max(1, runs) * (timeout + 1.0) + _GRACE_S
 
 
+_PIPELINE_DEPTH = 2
+_AHEAD_MAX_BYTES = 32 * 1024
+
+
+def _encode_request(index: int, job: Job) -> bytes:
+    payload = json.dumps({"type": "run", "id": index, **job}, separators=(",", ":")).encode("utf-8")
+    return _HEADER.pack(len(payload)) + payload
+
+
 class ZygoteProcess:
     """One running zygote and the framing of its stdin/stdout.
 
@@ -99,8 +108,9 @@ class ZygoteProcess:
         os.set_blocking(self.out_fd, False)
         self._buf = bytearray()
         self.hello: dict[str, Any] | None = None
-        self.job_index: int | None = None
-        self.deadline = 0.0
+        # Jobs sent and not yet answered, oldest first: the zygote runs them one after another.
+        self.inflight: deque[int] = deque()
+        self.deadline = 0.0  # when the oldest in-flight job must have been answered
 
     def wait_hello(self, timeout_s: float = _HELLO_TIMEOUT_S) -> dict[str, Any]:
         """Block until the hello frame arrives; raise :class:`SandboxError` if it does not."""
@@ -124,8 +134,12 @@ class ZygoteProcess:
     def send(self, obj: dict[str, Any]) -> None:
         """Write one request frame (blocking; the zygote reads requests promptly when idle)."""
         payload = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+        self.send_bytes(_HEADER.pack(len(payload)) + payload)
+
+    def send_bytes(self, frame: bytes) -> None:
+        """Write an already framed request."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+        self.proc.stdin.write(frame)
         self.proc.stdin.flush()
 
     def read_frames(self) -> list[dict[str, Any]]:
@@ -295,8 +309,7 @@ class ZygotePool:
                 self._dispatch(jobs, pending, busy, sel, replies)
                 if not busy:
                     continue
-                now = time.monotonic()
-                wait = max(0.0, min(z.deadline for z in busy.values()) - now)
+                wait = max(0.0, min(z.deadline for z in busy.values()) - time.monotonic())
                 for key, _ in sel.select(wait):
                     zyg = busy.get(key.fd)
                     if zyg is None:
@@ -304,18 +317,22 @@ class ZygotePool:
                     try:
                         frames = zyg.read_frames()
                     except (SandboxError, ValueError, UnicodeDecodeError) as exc:
-                        self._fail(zyg, busy, sel, replies, f"sandbox process failed: {exc}")
+                        self._fail(zyg, busy, sel, replies, pending, f"sandbox process failed: {exc}")
                         continue
                     for frame in frames:
-                        if frame.get("type") in ("result", "error") and zyg.job_index is not None:
-                            replies[zyg.job_index] = frame
-                            zyg.job_index = None
-                            sel.unregister(zyg.out_fd)
-                            del busy[zyg.out_fd]
-                            break
+                        if frame.get("type") not in ("result", "error") or not zyg.inflight:
+                            continue
+                        replies[zyg.inflight.popleft()] = frame
+                        if zyg.inflight:  # the next job starts now
+                            zyg.deadline = time.monotonic() + job_deadline_s(jobs[zyg.inflight[0]])
+                    if not zyg.inflight:
+                        sel.unregister(zyg.out_fd)
+                        del busy[zyg.out_fd]
                 now = time.monotonic()
                 for zyg in [z for z in busy.values() if z.deadline <= now]:
-                    self._fail(zyg, busy, sel, replies, "sandbox process did not answer in time; restarted")
+                    self._fail(
+                        zyg, busy, sel, replies, pending, "sandbox process did not answer in time; restarted"
+                    )
         finally:
             sel.close()
         return [r if r is not None else {"type": "error", "message": "no reply"} for r in replies]
@@ -328,7 +345,13 @@ class ZygotePool:
         sel: selectors.BaseSelector,
         replies: list[RawReply | None],
     ) -> None:
-        while pending and len(busy) < self.workers:
+        """Send jobs: first to idle zygotes, then one more ahead to each busy one (small jobs only).
+
+        The job sent ahead waits in the zygote's stdin pipe, so the zygote starts it without waiting for
+        this process to read the previous reply. Only requests that fit in the pipe buffer are sent
+        ahead: a blocking write here while the zygote blocks writing a large reply would deadlock.
+        """
+        while pending:
             try:
                 self._ensure_started()
             except (SandboxError, OSError) as exc:
@@ -337,25 +360,29 @@ class ZygotePool:
                 while pending:
                     replies[pending.popleft()] = {"type": "error", "message": f"cannot start sandbox: {exc}"}
                 return
-            idle = [
-                z for z in self._zygotes if z is not None and z.job_index is None and z.out_fd not in busy
-            ]
-            if not idle:
-                return
-            zyg = idle[0]
+            live = [z for z in self._zygotes if z is not None]
+            target = next((z for z in live if not z.inflight), None)
+            payload: bytes | None = None
+            if target is None:
+                payload = _encode_request(pending[0], jobs[pending[0]])
+                if len(payload) > _AHEAD_MAX_BYTES:
+                    return
+                target = next((z for z in live if len(z.inflight) < _PIPELINE_DEPTH), None)
+                if target is None:
+                    return
             index = pending.popleft()
-            request = {"type": "run", "id": index, **jobs[index]}
             try:
-                zyg.send(request)
+                target.send_bytes(payload if payload is not None else _encode_request(index, jobs[index]))
             except (OSError, ValueError) as exc:
-                zyg.kill()
-                self.restarts += 1
                 replies[index] = {"type": "error", "message": f"sandbox process failed: {exc}"}
+                self._fail(target, busy, sel, replies, pending, f"sandbox process failed: {exc}")
                 continue
-            zyg.job_index = index
-            zyg.deadline = time.monotonic() + job_deadline_s(jobs[index])
-            busy[zyg.out_fd] = zyg
-            sel.register(zyg.out_fd, selectors.EVENT_READ)
+            if not target.inflight:
+                target.deadline = time.monotonic() + job_deadline_s(jobs[index])
+            target.inflight.append(index)
+            if target.out_fd not in busy:
+                busy[target.out_fd] = target
+                sel.register(target.out_fd, selectors.EVENT_READ)
 
     def _fail(
         self,
@@ -363,16 +390,17 @@ class ZygotePool:
         busy: dict[int, ZygoteProcess],
         sel: selectors.BaseSelector,
         replies: list[RawReply | None],
+        pending: deque[int],
         message: str,
     ) -> None:
-        if zyg.job_index is not None:
-            replies[zyg.job_index] = {"type": "error", "message": message}
-        zyg.job_index = None
-        try:
+        """Kill a broken zygote: its running job fails, the jobs queued behind it go back to ``pending``."""
+        if zyg.inflight:
+            replies[zyg.inflight.popleft()] = {"type": "error", "message": message}
+            pending.extendleft(reversed(zyg.inflight))
+            zyg.inflight.clear()
+        if zyg.out_fd in busy:
             sel.unregister(zyg.out_fd)
-        except (KeyError, ValueError):
-            pass
-        busy.pop(zyg.out_fd, None)
+            del busy[zyg.out_fd]
         zyg.kill()
         self.restarts += 1
 

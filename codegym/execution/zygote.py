@@ -99,6 +99,7 @@ _MAX_DEPTH = 100
 _BIG_INT = 1 << 4000
 _RESULT_FD = 3
 _UID_BASE = 200000
+_COMPILE_IN_ZYGOTE_MAX = 64 * 1024
 
 # Bound before any user code runs, so that a program that patches builtins or modules in its own child
 # cannot change what the harness uses (it could still walk frames and fake its own records; that only
@@ -129,6 +130,14 @@ _json_loads = json.loads
 _perf = time.perf_counter
 _os_write = os.write
 _exit = os._exit
+try:
+    from resource import setrlimit as _setrlimit
+except ImportError:  # pragma: no cover - not a Unix
+
+    def _setrlimit(which, value):
+        raise OSError("no resource module")
+
+
 try:  # the C encoder: no Python-level code (that a program could patch) runs while encoding records
     import _json
 
@@ -197,6 +206,16 @@ def decode_tag(obj):
     if tag == "i":
         return -int(val[1:], 16) if val.startswith("-") else int(val, 16)
     raise ValueError("unknown wire tag %r" % (tag,))
+
+
+def _from_wire(value):
+    """Rebuild plain data from a wire value already parsed by ``json`` (lists and tag objects)."""
+    t = _type(value)
+    if t is _list:
+        return [_from_wire(x) for x in value]
+    if t is _dict:
+        return decode_tag({k: _from_wire(v) for k, v in value.items()})
+    return value
 
 
 # --------------------------------------------------------------------------- framing
@@ -426,15 +445,31 @@ def make_cgroup(controller, name):
 
 
 def _write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
+    # Raw system calls, not open(): no stream objects to build, which matters in a freshly forked child.
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _read(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def cgroup_pids(path):
     """The pids in a cgroup (empty list if it is gone)."""
     try:
-        with open(path + "/cgroup.procs") as f:
-            return [int(x) for x in f.read().split()]
+        return [int(x) for x in _read(path + "/cgroup.procs").split()]
     except OSError:
         return []
 
@@ -496,13 +531,11 @@ def _oom_kills(memcg):
     if memcg is None:
         return 0
     try:
-        with open(memcg + "/memory.oom_control") as f:
-            for line in f:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
+        data = _read(memcg + "/memory.oom_control")
     except OSError:
-        pass
-    return 0
+        return 0
+    at = data.find(b"\noom_kill ")
+    return int(data[at + 10 :].split(None, 1)[0]) if at >= 0 else 0
 
 
 # --------------------------------------------------------------------------- the zygote
@@ -542,8 +575,36 @@ class Zygote:
         self.workroot = tempfile.mkdtemp(prefix="codegym-zygote-%d-" % self.pid, dir=base)
         os.chmod(self.workroot, 0o711)
         self.pidfd = hasattr(os, "pidfd_open")
-        self.devnull = os.open(os.devnull, os.O_RDWR)
-        self.job_seq = 0
+        self.jobdir = os.path.join(self.workroot, "job")
+        self._rlimits = {}
+        self._prepare_children()
+
+    def _prepare_children(self):
+        """Set up once, in the zygote, what every child would otherwise redo after fork (less copying)."""
+        for sig in (
+            signal.SIGPIPE,
+            signal.SIGXFSZ,
+            signal.SIGINT,
+            signal.SIGTERM,
+            signal.SIGCHLD,
+            signal.SIGALRM,
+        ):
+            signal.signal(sig, signal.SIG_DFL)
+        # The zygote's own environment is what children see (also in /proc/<pid>/environ): scrub it here.
+        os.environ.clear()
+        os.environ.update(
+            {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": self.jobdir,
+                "TMPDIR": self.jobdir,
+                "LANG": "C.UTF-8",
+                "PYTHONIOENCODING": "utf-8",
+                "OMP_NUM_THREADS": "1",
+                "OPENBLAS_NUM_THREADS": "1",
+            }
+        )
+        # Stream objects for fds 0/1/2 of the children (dup2'd after fork); the zygote never uses them.
+        _setup_stdio()
 
     def features(self):
         """What this zygote enforces (the hello frame's ``features``)."""
@@ -641,6 +702,19 @@ class Zygote:
             "max_procs": int(limits.get("max_procs", 32)),
         }
         self._set_cgroup_limits(lim)
+        code = None
+        if _len(program) <= _COMPILE_IN_ZYGOTE_MAX:
+            # Small programs compile here, once: a syntax error needs no child at all, and the child
+            # inherits the code object instead of compiling (fewer pages to copy). Compiling runs no
+            # program code; bigger programs, whose compilation could take long, compile in the child.
+            t0 = time.monotonic()
+            try:
+                code = compile(program, "<program>", "exec", dont_inherit=True)
+            except (SyntaxError, ValueError) as exc:
+                run = _synthetic_run([_json_dumps(syntax_record(exc))], time.monotonic() - t0)
+                return {"type": "result", "id": req.get("id"), "runs": [run]}
+            except (MemoryError, RecursionError, OverflowError):
+                code = None
         runs = []
         if mode == "call":
             spec = {
@@ -648,11 +722,12 @@ class Zygote:
                 "program": program,
                 "entry_point": req.get("entry_point", ""),
                 "tests": tests,
+                "code": code,
             }
             runs.append(self.run_child(spec, None, lim))
         else:
             for test in tests:
-                spec = {"mode": "stdio", "program": program}
+                spec = {"mode": "stdio", "program": program, "code": code}
                 runs.append(self.run_child(spec, test.get("stdin", ""), lim))
         return {"type": "result", "id": req.get("id"), "runs": runs}
 
@@ -677,23 +752,25 @@ class Zygote:
     def run_child(self, spec, stdin_text, lim):
         """Fork one child for ``spec``, supervise it to the end, clean up, and describe what happened."""
         import shutil
-        import tempfile
 
-        self.job_seq += 1
-        workdir = tempfile.mkdtemp(prefix="job%d-" % self.job_seq, dir=self.workroot)
+        workdir = self.jobdir
+        if os.path.lexists(workdir):
+            shutil.rmtree(workdir)
+        os.mkdir(workdir, 0o700)
         stdin_path = None
         if stdin_text is not None:
             stdin_path = os.path.join(workdir, ".stdin")
-            with open(stdin_path, "w", encoding="utf-8", newline="") as f:
-                f.write(stdin_text)
+            fd = os.open(stdin_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                write_all(fd, stdin_text.encode("utf-8", "surrogatepass"))
+            finally:
+                os.close(fd)
         if self.uid is not None:
             os.chown(workdir, self.uid, self.uid)
-            os.chmod(workdir, 0o700)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe()
         oom_before = _oom_kills(self.memcg)
-        payload = _json_dumps(spec).encode("utf-8")
         t0 = time.monotonic()
         pid = os.fork()
         if pid == 0:  # ------------------------------------------------ child
@@ -702,7 +779,7 @@ class Zygote:
                 os.close(err_r)
                 os.close(res_r)
                 self._enter_child(workdir, stdin_path, out_w, err_w, res_w, lim)
-                _child_main(payload)
+                _child_main(spec)
             finally:
                 os._exit(70)
         os.close(out_w)
@@ -711,27 +788,19 @@ class Zygote:
         run = self._supervise(pid, out_r, err_r, res_r, t0, lim)
         if run["limit"] is None and run["signal"] == signal.SIGKILL and _oom_kills(self.memcg) > oom_before:
             run["limit"] = "memory"
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            os.rmdir(workdir)  # the common case: the program left nothing behind
+        except OSError:
+            shutil.rmtree(workdir, ignore_errors=True)
         return run
 
     def _enter_child(self, workdir, stdin_path, out_w, err_w, res_w, lim):
         """In the child, before any user code: session, cgroups, fds, limits, identity, environment."""
-        import resource
-
         os.setsid()
         me = str(os.getpid())
         for cg in (self.memcg, self.pidscg):
             if cg:
                 _write(cg + "/cgroup.procs", me)
-        for sig in (
-            signal.SIGPIPE,
-            signal.SIGXFSZ,
-            signal.SIGINT,
-            signal.SIGTERM,
-            signal.SIGCHLD,
-            signal.SIGALRM,
-        ):
-            signal.signal(sig, signal.SIG_DFL)
         stdin_fd = os.open(stdin_path, os.O_RDONLY) if stdin_path else os.open(os.devnull, os.O_RDONLY)
         os.dup2(stdin_fd, 0)
         os.dup2(out_w, 1)
@@ -739,6 +808,33 @@ class Zygote:
         os.dup2(res_w, _RESULT_FD)
         os.closerange(_RESULT_FD + 1, 1 << 16)
         os.chdir(workdir)
+        for which, value in self._limits_for(lim):
+            try:
+                _setrlimit(which, value)
+            except (ValueError, OSError):
+                pass
+        if self.uid is not None:
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
+        if sys.platform.startswith("linux"):
+            _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
+
+    def _limits_for(self, lim):
+        """The rlimits of a child (computed in the zygote, cached per set of limits)."""
+        key = (
+            lim["timeout_s"],
+            lim["max_file_mb"],
+            lim["max_open_files"],
+            lim["max_procs"],
+            lim["memory_mb"],
+        )
+        cached = self._rlimits.get(key)
+        if cached is not None:
+            return cached
+        import resource
+
         mb = 1024 * 1024
         cpu = max(1, int(lim["timeout_s"] + 0.999))
         limits = [
@@ -751,7 +847,7 @@ class Zygote:
             # Counted per uid: effective for a unique sandbox uid, ignored for root.
             limits.append((resource.RLIMIT_NPROC, (lim["max_procs"], lim["max_procs"])))
         if self.memcg is None and hasattr(resource, "RLIMIT_AS"):
-            # No memory cgroup: cap the address space at what the (small) zygote already maps plus the limit.
+            # No memory cgroup: cap the address space at what the (small) zygote maps plus the limit.
             try:
                 with open("/proc/self/statm") as f:
                     base = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -759,30 +855,8 @@ class Zygote:
                 base = 64 * mb
             cap = base + lim["memory_mb"] * mb
             limits.append((resource.RLIMIT_AS, (cap, cap)))
-        for which, value in limits:
-            try:
-                resource.setrlimit(which, value)
-            except (ValueError, OSError):
-                pass
-        if self.uid is not None:
-            os.setgroups([])
-            os.setgid(self.uid)
-            os.setuid(self.uid)
-        if sys.platform.startswith("linux"):
-            _prctl(_PR_SET_NO_NEW_PRIVS, 1)
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
-        os.environ.clear()
-        os.environ.update(
-            {
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
-                "HOME": workdir,
-                "TMPDIR": workdir,
-                "LANG": "C.UTF-8",
-                "PYTHONIOENCODING": "utf-8",
-                "OMP_NUM_THREADS": "1",
-                "OPENBLAS_NUM_THREADS": "1",
-            }
-        )
+        self._rlimits[key] = limits
+        return limits
 
     def _supervise(self, pid, out_r, err_r, res_r, t0, lim):
         """Drain the child's pipes until it exits or hits a limit; kill the whole job; reap it."""
@@ -943,6 +1017,23 @@ class Zygote:
                 break
 
 
+def _synthetic_run(records, wall):
+    """A RUN for an outcome decided without a child (a syntax error found in the zygote)."""
+    return {
+        "records": records,
+        "stdout": "",
+        "stderr": "",
+        "stdout_bytes": 0,
+        "stderr_bytes": 0,
+        "exit_code": 0,
+        "signal": None,
+        "limit": None,
+        "wall_s": wall,
+        "cpu_s": wall,
+        "maxrss_kb": 0,
+    }
+
+
 def _split_records(data):
     """Split the result channel into records (4-byte length + UTF-8 JSON each); a torn tail is dropped."""
     out = []
@@ -1013,25 +1104,26 @@ def _flush():
             pass
 
 
-def _child_main(payload):
+def syntax_record(exc):
+    """The ``syntax_error`` record of a SyntaxError (or ValueError: null bytes) raised by ``compile``."""
+    return {
+        "ev": "syntax_error",
+        "msg": "%s: %s" % (_type(exc).__name__, _getattr(exc, "msg", None) or _str(exc)),
+        "lineno": _getattr(exc, "lineno", None),
+        "offset": _getattr(exc, "offset", None),
+        "text": _getattr(exc, "text", None),
+    }
+
+
+def _child_main(spec):
     """Run the program and its tests in this (already contained) child, reporting on the result channel."""
     import builtins
 
-    spec = _json_loads(payload.decode("utf-8"))
-    _setup_stdio()
     program = spec["program"]
     try:
-        code = _compile(program, "<program>", "exec")
+        code = spec.get("code") or _compile(program, "<program>", "exec", dont_inherit=True)
     except (_SyntaxError, _ValueError) as exc:
-        _emit(
-            {
-                "ev": "syntax_error",
-                "msg": "%s: %s" % (_type(exc).__name__, _getattr(exc, "msg", None) or _str(exc)),
-                "lineno": _getattr(exc, "lineno", None),
-                "offset": _getattr(exc, "offset", None),
-                "text": _getattr(exc, "text", None),
-            }
-        )
+        _emit(syntax_record(exc))
         _exit(0)
     except _BaseException as exc:  # e.g. MemoryError or RecursionError in the compiler
         _emit(
@@ -1045,10 +1137,7 @@ def _child_main(payload):
         _exit(0)
     stdio = spec["mode"] == "stdio"
     # Arguments are decoded before any user code runs (json's Python layer uses patchable builtins).
-    arguments = [
-        _json_loads(_json_dumps(t["args"]), object_hook=decode_tag) if t.get("kind") == "call" else None
-        for t in spec.get("tests", [])
-    ]
+    arguments = [_from_wire(t["args"]) if t.get("kind") == "call" else None for t in spec.get("tests", [])]
     ns = {"__name__": "__main__" if stdio else "__candidate__", "__builtins__": builtins}
     try:
         _exec(code, ns)
@@ -1110,7 +1199,7 @@ def _child_main(payload):
         try:
             if is_assert:
                 ns["candidate"] = fn
-                _exec(_compile(test["code"], "<test>", "exec"), ns)
+                _exec(_compile(test["code"], "<test>", "exec", dont_inherit=True), ns)
                 _emit({"ev": "test", "i": i, "ok": True, "t": _perf() - t0})
                 continue
             value = fn(*arguments[i])
@@ -1143,10 +1232,11 @@ def _child_main(payload):
 
 # --------------------------------------------------------------------------- entry point
 
+# Modules that programs commonly import: children get them for free. Every module here also makes each
+# fork a little dearer (a bigger zygote), so the list is short (measured in bench/executor.py's numbers).
 PRELOAD = (
     "typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string",
-    "random", "operator", "copy", "fractions", "decimal", "statistics", "hashlib", "datetime", "io",
-    "dataclasses", "enum", "resource", "tempfile", "shutil", "ctypes",
+    "operator", "copy", "random",
 )  # fmt: skip
 
 
@@ -1161,10 +1251,14 @@ def main(argv=None):
     parser.add_argument("--no-cgroup", action="store_true")
     parser.add_argument("--workroot", default=None)
     parser.add_argument("--preload", action="store_true")
+    parser.add_argument("--preload-modules", default=None, help="comma-separated modules to pre-import")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    if args.preload:
-        for name in PRELOAD:
+    modules = list(PRELOAD) if args.preload else []
+    if args.preload_modules:
+        modules = [m for m in args.preload_modules.split(",") if m]
+    if modules:
+        for name in modules:
             try:
                 __import__(name)
             except Exception:

