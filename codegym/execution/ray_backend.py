@@ -69,6 +69,10 @@ class ZygoteActor:
         feats["actor_pid"] = os.getpid()
         return feats
 
+    def hellos(self) -> list[dict[str, Any]]:
+        """The hello frames of this actor's running zygotes (pid and features of each)."""
+        return self.backend.hellos()
+
     def close(self) -> None:
         """Stop the zygotes."""
         self.backend.close()

@@ -1,0 +1,150 @@
+"""The Ray backend: zygote pools inside Ray actors on a real local Ray cluster (started once per module)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import codegym
+from codegym import CallTest, Task
+from codegym.execution.ray_backend import RayBackend, ray_available
+
+AVAILABLE, REASON = ray_available()
+pytestmark = [pytest.mark.ray, pytest.mark.skipif(not AVAILABLE, reason=REASON)]
+
+ADD = Task(
+    task_id="ray/add",
+    prompt="def add(a, b):\n",
+    entry_point="add",
+    reference="def add(a, b):\n    return a + b\n",
+    tests=(CallTest((1, 2), 3), CallTest((10, -4), 6)),
+)
+WRONG = "def add(a, b):\n    return a - b\n"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A real local Ray cluster with 2 CPUs for the whole module (starting Ray takes seconds)."""
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started = True
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def rex(ray_cluster: None) -> Iterator[codegym.Executor]:
+    # It reserves both CPUs of the cluster: the other tests' backends pass reserve_cpus=False.
+    ex = codegym.Executor(backend="ray", timeout_s=2.0, memory_mb=256, cache=False)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
+def _pairs() -> list[tuple[Task, str]]:
+    pairs: list[tuple[Task, str]] = []
+    for name, count in (("basic", 20), ("humaneval", 10), ("apps", 3), ("mbpp", 5)):
+        for i, task in enumerate(list(codegym.load_suite(name))[:count]):
+            pairs.append((task, task.reference))
+            pairs.append((task, task.reference + "\nraise ValueError('mutant')\n"))
+            pairs.append((task, "while True:\n    pass\n" if i == 1 and name == "basic" else "x = (\n"))
+    return pairs
+
+
+def test_uses_the_running_cluster_and_one_actor_per_node(rex: codegym.Executor) -> None:
+    backend = rex.backend
+    assert isinstance(backend, RayBackend)
+    assert backend.started_ray is False  # the fixture's cluster was joined, not a new one started
+    features = backend.features()
+    assert features["backend"] == "ray"
+    assert features["placement"] == "node"
+    assert features["actors"] == 1 and features["zygotes_per_actor"] == [2]
+    assert backend.workers == 2
+    assert features["actor_pid"] != os.getpid()  # the zygotes run in the actor process, not here
+
+
+def test_verdicts_identical_to_local(rex: codegym.Executor) -> None:
+    pairs = _pairs()
+    ray_results = rex.run_batch(pairs)
+    with codegym.Executor(backend="local", workers=2, timeout_s=2.0, memory_mb=256, cache=False) as local:
+        local_results = local.run_batch(pairs)
+    statuses = [r.status for r in local_results]
+    assert statuses.count("passed") == len(pairs) // 3
+    assert {"runtime_error", "syntax_error", "timeout"} <= set(statuses)
+    differences = [
+        (task.task_id, got.status, want.status)
+        for (task, _), got, want in zip(pairs, ray_results, local_results)
+        if got != want
+    ]
+    assert differences == []
+
+
+def test_results_in_input_order(rex: codegym.Executor) -> None:
+    programs = [ADD.reference if i % 3 else WRONG for i in range(50)]
+    results = rex.run_batch([(ADD, p) for p in programs])
+    assert [r.status for r in results] == ["passed" if i % 3 else "failed" for i in range(50)]
+
+
+def test_cpu_placement_spreads_one_zygote_per_actor(ray_cluster: None) -> None:
+    with codegym.Executor(backend="ray", placement="cpu", reserve_cpus=False, cache=False) as ex:
+        backend = ex.backend
+        assert isinstance(backend, RayBackend)
+        pids = backend.actor_pids()
+        assert len(pids) == 2 and len(set(pids)) == 2
+        results = ex.run_batch([(ADD, ADD.reference)] * 10 + [(ADD, WRONG)] * 2)
+        assert [r.status for r in results] == ["passed"] * 10 + ["failed"] * 2
+
+
+def test_a_dead_actor_fails_only_its_jobs_and_is_replaced(ray_cluster: None) -> None:
+    import ray
+
+    small = {"workers": 1, "reserve_cpus": False, "actor_timeout_s": 60, "cache": False}
+    with codegym.Executor(backend="ray", **small) as ex:
+        backend = ex.backend
+        assert isinstance(backend, RayBackend)
+        assert ex.run(ADD, ADD.reference).passed
+        (old_pid,) = backend.actor_pids()
+        ray.kill(backend._actors[0], no_restart=True)
+        result = ex.run(ADD, ADD.reference)
+        assert result.status == "sandbox_error", result.status
+        assert backend.actor_failures == 1
+        assert ex.run(ADD, ADD.reference).passed
+        assert backend.actor_pids() != [old_pid]
+
+
+def test_close_kills_the_actors_and_their_zygotes(ray_cluster: None) -> None:
+    psutil = pytest.importorskip("psutil")
+    ex = codegym.Executor(backend="ray", workers=1, reserve_cpus=False, actor_timeout_s=60, cache=False)
+    assert ex.run(ADD, ADD.reference).passed
+    backend = ex.backend
+    assert isinstance(backend, RayBackend)
+    zygote_pids = [h["pid"] for h in _hellos(backend)]
+    assert zygote_pids
+    ex.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in zygote_pids):
+        time.sleep(0.1)
+    assert [p for p in zygote_pids if psutil.pid_exists(p)] == []
+
+
+def _hellos(backend: RayBackend) -> list[dict[str, object]]:
+    import ray
+
+    return [h for a in backend._actors for h in ray.get(a.hellos.remote())]
+
+
+def test_bad_arguments_are_value_errors(ray_cluster: None) -> None:
+    with pytest.raises(ValueError, match="placement"):
+        RayBackend(placement="everywhere")
+    with pytest.raises(ValueError, match="workers"):
+        RayBackend(workers=0)
