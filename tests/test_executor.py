@@ -368,3 +368,16 @@ def test_features_report_containment() -> None:
 
     if os.geteuid() == 0:
         assert features["uid"] >= 200000 and features["netns"] and features["mountns"]
+
+
+def test_limit_in_a_visible_test_does_not_decide(ex: codegym.Executor) -> None:
+    # Hidden tests run first; a hang on a visible example after all of them passed is reported there.
+    program = "def add(a, b):\n    while (a, b) == (2, 2):\n        pass\n    return a + b\n"
+    r = ex.run(ADD, program)
+    assert r.status == "passed"
+    assert [t.status for t in r.visible_tests] == ["timeout"]
+    crash = "import os\ndef add(a, b):\n    if (a, b) == (2, 2):\n        os._exit(0)\n    return a + b\n"
+    r = ex.run(ADD, crash)
+    assert r.status == "passed" and r.visible_tests[0].status == "runtime_error"
+    r = ex.run(ADD, program.replace("(2, 2)", "(10, -4)"))
+    assert r.status == "timeout" and [t.status for t in r.tests] == ["passed", "timeout", "not_run"]

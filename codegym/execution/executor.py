@@ -562,6 +562,7 @@ class _Judgement:
                 by_test[record["i"]] = record
         limit = _limit_status(run.get("limit"))
         missing_status: str | None = None
+        died_in_visible = False
         for position, (slot, test) in enumerate(tests):
             record = by_test.get(position)
             if record is None:
@@ -577,7 +578,11 @@ class _Judgement:
                         else f"the process ended during this test ({_ended(run)})"
                     )
                     self._set(slot, test, False, missing_status, 0.0, message)
-                    if limit is None and self.status is None:
+                    if self._is_visible(slot):
+                        # Every hidden test has its verdict: the visible example does not decide.
+                        died_in_visible = True
+                        self.details[slot] = f"Failed example: {self._describe(test)}\n  {message}"
+                    elif limit is None and self.status is None:
                         self._whole(
                             "runtime_error",
                             f"The program {_ended(run)} during {self._describe_safe(slot, test)}.",
@@ -586,7 +591,7 @@ class _Judgement:
                     self._set(slot, test, False, "not_run", 0.0)
                 continue
             self._judge_call_record(slot, test, record)
-        if limit is not None:
+        if limit is not None and not died_in_visible:
             self.status = None
             self._whole(limit, self._limit_feedback(limit))
 
