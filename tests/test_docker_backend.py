@@ -452,3 +452,12 @@ def test_verdicts_identical_to_local(dex: codegym.Executor) -> None:
         if got != want
     ]
     assert differences == []
+
+
+@pytest.mark.docker
+@needs_docker
+def test_an_image_without_python_gives_a_clear_sandbox_error() -> None:
+    with codegym.Executor(backend="docker", workers=1, python="python-missing", cache=False) as ex:
+        result = ex.run(ADD, ADD.reference)
+    assert result.status == "sandbox_error"
+    assert "has no usable python-missing" in result.feedback

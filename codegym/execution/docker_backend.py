@@ -184,6 +184,7 @@ class DockerBackend(ZygotePool):
         self._containers_pid = os.getpid()
         self._launches = [0] * self.workers
         self._uids = [0] * self.workers
+        self._image_checked = False
         self._docker_lock = threading.Lock()
         ok, why = docker_available(self.image)
         if not ok:
@@ -200,41 +201,49 @@ class DockerBackend(ZygotePool):
         or lost its container: the container is then replaced, so no state of a broken run survives.
         """
         with self._docker_lock:
-            self._check_owner()
-            container = self._containers[slot]
-            if container is not None and (self._launches[slot] > 0 or not self._running(container)):
-                _remove_quietly(container)
-                self._containers[slot] = container = None
-                self.replaced += 1
-            if container is None:
-                container = self._create_container(slot)
-                self._containers[slot] = container
-                # Without user namespaces, a uid is one kernel-wide account (RLIMIT_NPROC counts it over
-                # every container): each container's runs get their own random unprivileged uid, where
-                # the zygote's default (200000 + its pid) would repeat in every container.
-                self._uids[slot] = _UID_MIN + secrets.randbelow(_UID_SPAN)
-            self._launches[slot] += 1
-            return [
-                self.docker_cli,
-                "exec",
-                "-i",
-                container.id,
-                self.python,
-                "-I",
-                "-S",
-                "-c",
-                self._bootstrap,
-                "--preload",
-                "--uid",
-                str(self._uids[slot]),
-                "--workroot",
-                WORKROOT,
-                # The container already has no network and a read-only root, and its cgroup file system
-                # is read-only: the zygote's own namespaces and cgroups are neither possible nor needed.
-                "--no-netns",
-                "--no-mountns",
-                "--no-cgroup",
-            ]
+            try:
+                return self._command(slot)
+            except SandboxError:
+                raise
+            except Exception as exc:  # the SDK's errors (engine gone, API errors): not a program's fault
+                raise SandboxError(f"docker: {_short(exc)}") from exc
+
+    def _command(self, slot: int) -> list[str]:
+        self._check_owner()
+        container = self._containers[slot]
+        if container is not None and (self._launches[slot] > 0 or not self._running(container)):
+            _remove_quietly(container)
+            self._containers[slot] = container = None
+            self.replaced += 1
+        if container is None:
+            container = self._create_container(slot)
+            self._containers[slot] = container
+            # Without user namespaces, a uid is one kernel-wide account (RLIMIT_NPROC counts it over
+            # every container): each container's runs get their own random unprivileged uid, where
+            # the zygote's default (200000 + its pid) would repeat in every container.
+            self._uids[slot] = _UID_MIN + secrets.randbelow(_UID_SPAN)
+        self._launches[slot] += 1
+        return [
+            self.docker_cli,
+            "exec",
+            "-i",
+            container.id,
+            self.python,
+            "-I",
+            "-S",
+            "-c",
+            self._bootstrap,
+            "--preload",
+            "--uid",
+            str(self._uids[slot]),
+            "--workroot",
+            WORKROOT,
+            # The container already has no network and a read-only root, and its cgroup file system
+            # is read-only: the zygote's own namespaces and cgroups are neither possible nor needed.
+            "--no-netns",
+            "--no-mountns",
+            "--no-cgroup",
+        ]
 
     def environment(self, slot: int) -> dict[str, str]:
         """The environment of the ``docker`` CLI process (not of the sandbox).
@@ -377,6 +386,18 @@ class DockerBackend(ZygotePool):
             container = self._client.containers.run(**kwargs)
         except Exception as exc:
             raise SandboxError(f"cannot start a sandbox container from {self.image}: {_short(exc)}") from exc
+        if not self._image_checked:
+            # Once per backend: a clear message for an image without a usable Python, instead of the
+            # engine's error text arriving where the zygote's frames are expected.
+            probe = "import sys; sys.exit(0 if sys.version_info >= (3, 8) else 3)"
+            code, out = container.exec_run([self.python, "-I", "-S", "-c", probe])
+            if code != 0:
+                _remove_quietly(container)
+                detail = out.decode("utf-8", "replace").strip()[:200]
+                raise SandboxError(
+                    f"the image {self.image} has no usable {self.python} (>= 3.8): exit {code}: {detail}"
+                )
+            self._image_checked = True
         return container
 
 
