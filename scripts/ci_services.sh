@@ -35,7 +35,7 @@ apt_install() {
 wait_for_docker() {
     local seconds="$1"
     for _ in $(seq 1 "$seconds"); do
-        docker info >/dev/null 2>&1 && return 0
+        timeout 10 docker info >/dev/null 2>&1 && return 0
         sleep 1
     done
     return 1
@@ -60,7 +60,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     apt_install debootstrap || note "could not install debootstrap (see $LOG_DIR/apt-install.log)"
 fi
 
-if docker info >/dev/null 2>&1; then
+if timeout 10 docker info >/dev/null 2>&1; then
     note "the Docker engine is already running"
     docker_ok=1
 elif command -v dockerd >/dev/null 2>&1; then
