@@ -381,3 +381,30 @@ def test_limit_in_a_visible_test_does_not_decide(ex: codegym.Executor) -> None:
     assert r.status == "passed" and r.visible_tests[0].status == "runtime_error"
     r = ex.run(ADD, program.replace("(2, 2)", "(10, -4)"))
     assert r.status == "timeout" and [t.status for t in r.tests] == ["passed", "timeout", "not_run"]
+
+
+def test_stdio_syntax_error_needs_one_report(ex: codegym.Executor) -> None:
+    r = ex.run(SUM_STDIN, "print(\n")
+    assert r.status == "syntax_error"
+    assert [t.status for t in r.tests] == ["not_run", "not_run"]
+    assert r.feedback.startswith("SyntaxError: '(' was never closed (line 1)")
+
+
+def test_programs_compile_without_the_harness_future_flags(ex: codegym.Executor) -> None:
+    # The zygote itself uses `from __future__ import annotations`; candidates must not inherit it.
+    task = Task(
+        task_id="t/annotations",
+        prompt="",
+        entry_point="f",
+        reference="def f() -> bool:\n    return f.__annotations__['return'] is bool\n",
+        tests=(CallTest((), True),),
+    )
+    assert ex.run(task, task.reference).status == "passed"
+
+
+def test_large_program_compiles_in_the_child(ex: codegym.Executor) -> None:
+    # Over 64 KiB the zygote leaves compilation to the contained child: verdicts are the same.
+    padding = "# " + "x" * 70_000 + "\n"
+    assert ex.run(ADD, padding + ADD.reference).status == "passed"
+    r = ex.run(ADD, padding + "def add(a, b:\n")
+    assert r.status == "syntax_error" and "(line 2)" in r.feedback
