@@ -301,6 +301,55 @@ def _leftover_workdirs(ex: codegym.Executor) -> list[str]:
 def test_adversarial(
     sandbox: codegym.Executor, host_guards: dict[str, object], name: str, program: str, expected: str
 ) -> None:
+    _check_case(sandbox, host_guards, program, expected)
+
+
+# The fallbacks where namespaces and cgroups are missing (docs/sandbox.md): rlimits, the unique uid and
+# its kill(-1) helper. Only programs that need no module beyond the pre-imported ones: without the
+# mount namespace, an interpreter under /root is not readable by the sandbox uid.
+FALLBACK = {
+    "infinite_loop": "timeout",
+    "sleep": "timeout",
+    "fork_bomb": "timeout",
+    "setsid_daemon": "passed",
+    "memory_bomb": "memory_limit",
+    "memory_one_huge": "memory_limit",
+    "stdout_flood": "output_limit",
+    "delete_outside": "runtime_error",
+    "write_outside": "runtime_error",
+    "write_repo_file": "runtime_error",
+    "kill_parent": "runtime_error",
+    "kill_everything": "runtime_error",
+    "zombies": "passed",
+    "sys_exit_0": "runtime_error",
+    "always_equal": "failed",
+}
+
+
+@pytest.fixture(scope="module")
+def fallback_sandbox() -> Iterator[codegym.Executor]:
+    if os.geteuid() != 0:
+        pytest.skip("the fallback sandbox here is root without namespaces and cgroups")
+    ex = codegym.Executor(timeout_s=1.0, memory_mb=256, workers=1, cache=False, isolate=False)
+    try:
+        features = ex.backend.features()
+        assert not features["netns"] and not features["mountns"] and features["cgroup_pids"] is None
+        yield ex
+    finally:
+        ex.close()
+
+
+@pytest.mark.parametrize("name", sorted(FALLBACK))
+def test_adversarial_fallback(
+    fallback_sandbox: codegym.Executor, host_guards: dict[str, object], name: str
+) -> None:
+    program = next(p for n, p, _ in CASES if n == name)
+    _check_case(fallback_sandbox, host_guards, program, FALLBACK[name])
+
+
+def _check_case(
+    sandbox: codegym.Executor, host_guards: dict[str, object], program: str, expected: str
+) -> None:
     program = program.replace("{port}", str(host_guards["port"]))
     program = program.replace("{sentinel}", str(SENTINEL)).replace("{pid}", str(os.getpid()))
     before_tmp = set(os.listdir("/tmp"))

@@ -198,6 +198,16 @@ class ZygoteProcess:
             path = features.get(key)
             if path:
                 _remove_cgroup(path)
+        workroot = features.get("workroot")
+        if (
+            workroot
+            and features.get("mountns") is False
+            and os.path.basename(workroot).startswith("codegym-zygote-")
+        ):
+            # Without a private /tmp the killed zygote's work root is on this host: remove it.
+            import shutil
+
+            shutil.rmtree(workroot, ignore_errors=True)
         self._close_pipes()
 
     def _close_pipes(self) -> None:

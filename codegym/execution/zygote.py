@@ -581,15 +581,11 @@ class Zygote:
 
     def _prepare_children(self):
         """Set up once, in the zygote, what every child would otherwise redo after fork (less copying)."""
-        for sig in (
-            signal.SIGPIPE,
-            signal.SIGXFSZ,
-            signal.SIGINT,
-            signal.SIGTERM,
-            signal.SIGCHLD,
-            signal.SIGALRM,
-        ):
+        for sig in (signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
+        # As in any Python process: a write to a closed pipe raises BrokenPipeError (also in the zygote,
+        # which then cleans up and exits when its parent is gone).
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         # The zygote's own environment is what children see (also in /proc/<pid>/environ): scrub it here.
         os.environ.clear()
         os.environ.update(
@@ -617,6 +613,10 @@ class Zygote:
             "cgroup_pids": self.pidscg,
             "pidfd": self.pidfd,
             "workroot": self.workroot,
+            # Import directories the sandbox uid cannot enter (then only pre-imported modules work).
+            "unreadable_paths": sorted(_blocked_dirs([p for p in sys.path if p]))
+            if self.uid is not None
+            else [],
         }
 
     # ------------------------------------------------------------------ main loop
@@ -634,38 +634,44 @@ class Zygote:
             },
         )
         try:
-            while True:
-                try:
-                    req = read_frame(fd_in)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    send_frame(fd_out, {"type": "error", "id": None, "message": "bad frame: %s" % exc})
-                    return
-                if req is None or not isinstance(req, dict) or req.get("type") == "exit":
-                    return
-                kind = req.get("type")
-                if kind == "ping":
-                    send_frame(fd_out, {"type": "pong"})
-                elif kind == "run":
-                    try:
-                        reply = self.run_job(req)
-                    except Exception as exc:  # the zygote's own fault: report it, stay up
-                        reply = {
-                            "type": "error",
-                            "id": req.get("id"),
-                            "message": "%s: %s" % (_type(exc).__name__, exc),
-                        }
-                    send_frame(fd_out, reply)
-                else:
-                    send_frame(
-                        fd_out,
-                        {
-                            "type": "error",
-                            "id": req.get("id"),
-                            "message": "unknown request type %r" % (kind,),
-                        },
-                    )
+            self._serve_loop(fd_in, fd_out)
+        except OSError:  # the parent is gone (EOF/EPIPE on our pipes): clean up and exit
+            pass
         finally:
             self.cleanup()
+
+    def _serve_loop(self, fd_in, fd_out):
+        """Answer requests one at a time until EOF or an exit request."""
+        while True:
+            try:
+                req = read_frame(fd_in)
+            except (ValueError, UnicodeDecodeError) as exc:
+                send_frame(fd_out, {"type": "error", "id": None, "message": "bad frame: %s" % exc})
+                return
+            if req is None or not isinstance(req, dict) or req.get("type") == "exit":
+                return
+            kind = req.get("type")
+            if kind == "ping":
+                send_frame(fd_out, {"type": "pong"})
+            elif kind == "run":
+                try:
+                    reply = self.run_job(req)
+                except Exception as exc:  # the zygote's own fault: report it, stay up
+                    reply = {
+                        "type": "error",
+                        "id": req.get("id"),
+                        "message": "%s: %s" % (_type(exc).__name__, exc),
+                    }
+                send_frame(fd_out, reply)
+            else:
+                send_frame(
+                    fd_out,
+                    {
+                        "type": "error",
+                        "id": req.get("id"),
+                        "message": "unknown request type %r" % (kind,),
+                    },
+                )
 
     def cleanup(self):
         """Kill leftovers, remove cgroups and the work root."""
@@ -1253,7 +1259,6 @@ def main(argv=None):
     parser.add_argument("--preload", action="store_true")
     parser.add_argument("--preload-modules", default=None, help="comma-separated modules to pre-import")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     modules = list(PRELOAD) if args.preload else []
     if args.preload_modules:
         modules = [m for m in args.preload_modules.split(",") if m]
