@@ -126,7 +126,13 @@ class RayBackend:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             kwargs.update(init_kwargs or {})
-            ray.init(address=ray_address, **kwargs)
+            try:
+                ray.init(address=ray_address, **kwargs)
+            except Exception as exc:  # ConnectionError, bad address, ...: say where it tried
+                raise SandboxError(
+                    f"cannot start or join Ray (ray_address={ray_address!r}): {type(exc).__name__}: "
+                    f"{str(exc)[:300]}"
+                ) from exc
             self.started_ray = True
         self.ray_address = ray_address
         self.placement = placement
