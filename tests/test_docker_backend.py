@@ -461,3 +461,33 @@ def test_an_image_without_python_gives_a_clear_sandbox_error() -> None:
         result = ex.run(ADD, ADD.reference)
     assert result.status == "sandbox_error"
     assert "has no usable python-missing" in result.feedback
+
+
+@pytest.mark.docker
+@needs_docker
+def test_a_forked_process_gets_its_own_containers_and_leaves_the_parents() -> None:
+    import json
+
+    with codegym.Executor(backend="docker", workers=1, cache=False) as ex:
+        backend = ex.backend
+        assert isinstance(backend, DockerBackend)
+        assert ex.run(ADD, ADD.reference).passed
+        parent_ids = backend.container_ids()
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own container, closed without touching the parent's
+            try:
+                status = ex.run(ADD, ADD.reference).status
+                os.write(write_fd, json.dumps([status, backend.container_ids()]).encode())
+                ex.close()
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        os.waitpid(pid, 0)
+        status, child_ids = json.loads(os.read(read_fd, 65536).decode())
+        os.close(read_fd)
+        assert status == "passed"
+        assert child_ids != parent_ids
+        assert ex.run(ADD, ADD.reference).passed
+        assert backend.container_ids() == parent_ids
+        assert client().containers.get(parent_ids[0]).status == "running"
