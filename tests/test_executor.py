@@ -408,3 +408,22 @@ def test_large_program_compiles_in_the_child(ex: codegym.Executor) -> None:
     assert ex.run(ADD, padding + ADD.reference).status == "passed"
     r = ex.run(ADD, padding + "def add(a, b:\n")
     assert r.status == "syntax_error" and "(line 2)" in r.feedback
+
+
+def test_stdio_streams_behave_like_python(ex: codegym.Executor) -> None:
+    task = Task(
+        task_id="t/streams",
+        prompt="",
+        entry_point="",
+        reference="",
+        tests=(StdioTest("3\n1 2 3\n", "a\nb\nc\n6\n"),),
+    )
+    mixed = (
+        "import sys\nprint('a')\nsys.stdout.flush()\nsys.stdout.buffer.write(b'b\\n')\nsys.stdout.buffer.flush()\n"
+        "print('c')\nn = int(input())\nprint(sum(map(int, sys.stdin.readline().split())))\nexit()\n"
+    )
+    assert ex.run(task, mixed).status == "passed"
+    swapped = "import sys, io\nprint('a\\nb\\nc\\n6')\nsys.stdout = io.StringIO()\nprint('lost')\n"
+    assert ex.run(task, swapped).status == "passed"
+    data = "import sys\ndata = open(0).read().split()\nprint('a\\nb\\nc')\nprint(sum(map(int, data[1:])))\n"
+    assert ex.run(task, data).status == "passed"

@@ -163,7 +163,7 @@ class Executor:
         memory_mb: int = 512,
         workers: int | None = None,
         cache: bool = True,
-        cache_size: int = 100_000,
+        cache_size: int = 10_000,
         max_output_bytes: int = 1 << 20,
         max_program_bytes: int = 1 << 20,
         max_file_mb: int = 16,

@@ -601,6 +601,10 @@ class Zygote:
         )
         # Stream objects for fds 0/1/2 of the children (dup2'd after fork); the zygote never uses them.
         _setup_stdio()
+        import builtins
+
+        if not hasattr(builtins, "exit"):  # `python -S` has no site module: programs still call exit()
+            builtins.exit = builtins.quit = _Exit()
 
     def features(self):
         """What this zygote enforces (the hello frame's ``features``)."""
@@ -1040,6 +1044,16 @@ def _synthetic_run(records, wall):
     }
 
 
+class _Exit:
+    """``exit()``/``quit()`` as the site module defines them (absent under ``python -S``)."""
+
+    def __repr__(self):
+        return "Use exit() or Ctrl-D (i.e. EOF) to exit"
+
+    def __call__(self, code=None):
+        raise SystemExit(code)
+
+
 def _split_records(data):
     """Split the result channel into records (4-byte length + UTF-8 JSON each); a torn tail is dropped."""
     out = []
@@ -1089,21 +1103,25 @@ def _program_lineno(exc):
     return line
 
 
+_STREAMS = []
+
+
 def _setup_stdio():
+    """Standard streams for the children's fds 0/1/2, built like CPython's own (buffered, UTF-8)."""
     import io
 
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace"
-    )
+    sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+        open(2, "wb", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
     )
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+    _STREAMS[:] = [sys.stdout, sys.stderr]
 
 
 def _flush():
-    for stream in (sys.stdout, sys.stderr):
+    """Flush what the program printed: the current streams and the original ones (if it swapped them)."""
+    for stream in [sys.stdout, sys.stderr] + _STREAMS:
         try:
             stream.flush()
         except _BaseException:
