@@ -419,7 +419,8 @@ def test_stdio_streams_behave_like_python(ex: codegym.Executor) -> None:
         tests=(StdioTest("3\n1 2 3\n", "a\nb\nc\n6\n"),),
     )
     mixed = (
-        "import sys\nprint('a')\nsys.stdout.flush()\nsys.stdout.buffer.write(b'b\\n')\nsys.stdout.buffer.flush()\n"
+        "import sys\nprint('a')\nsys.stdout.flush()\n"
+        "sys.stdout.buffer.write(b'b\\n')\nsys.stdout.buffer.flush()\n"
         "print('c')\nn = int(input())\nprint(sum(map(int, sys.stdin.readline().split())))\nexit()\n"
     )
     assert ex.run(task, mixed).status == "passed"
