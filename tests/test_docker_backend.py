@@ -491,3 +491,23 @@ def test_a_forked_process_gets_its_own_containers_and_leaves_the_parents() -> No
         assert ex.run(ADD, ADD.reference).passed
         assert backend.container_ids() == parent_ids
         assert client().containers.get(parent_ids[0]).status == "running"
+
+
+@pytest.mark.docker
+@needs_docker
+def test_container_memory_is_raised_live_for_a_larger_memory_limit() -> None:
+    backend = DockerBackend(workers=1)
+    small = codegym.Executor(backend=backend, memory_mb=256, cache=False)
+    large = codegym.Executor(backend=backend, memory_mb=1500, cache=False)
+    try:
+        assert small.run(ADD, ADD.reference).passed
+        (cid,) = backend.container_ids()
+        assert backend.container_memory_mb == 1024
+        result = run_probe(large, "x = b'x' * (1200 * 1024 * 1024)\nreturn len(x) // 2**20", 1200)
+        assert result.passed, (result.status, result.feedback)
+        assert backend.container_ids() == [cid]  # the same container, updated in place
+        assert backend.container_memory_mb == 1500 + 256
+        assert client().containers.get(cid).attrs["HostConfig"]["Memory"] == (1500 + 256) << 20
+        assert run_probe(small, "x = b'x' * (400 * 1024 * 1024)\nreturn 0", 0).status == "memory_limit"
+    finally:
+        small.close()

@@ -40,6 +40,8 @@ from typing import Any
 
 from codegym.execution.backend import (
     ZYGOTE_PATH,
+    Job,
+    RawReply,
     SandboxError,
     ZygotePool,
     default_workers,
@@ -59,6 +61,7 @@ _CAPABILITIES = ("SETUID", "SETGID", "CHOWN", "KILL", "DAC_OVERRIDE", "FOWNER")
 # SETGID), hand it its work dir (CHOWN), kill every process of that uid (KILL) and remove what the child
 # left in its 0700 directory (DAC_OVERRIDE, FOWNER). Every other capability is dropped.
 
+_MEMORY_HEADROOM_MB = 256
 _UID_MIN = 1_000_000
 _UID_SPAN = 1_000_000_000
 
@@ -132,9 +135,10 @@ class DockerBackend(ZygotePool):
     Args:
         workers: Number of containers (concurrent jobs); default one per core.
         image: The sandbox image (default: :func:`sandbox_image`).
-        container_memory_mb: Memory limit of each container (no swap). Each run is limited further by
-            the executor's ``memory_mb`` (``RLIMIT_AS`` of the child inside); this is the backstop for
-            the zygote and everything a run starts. Must exceed ``memory_mb``.
+        container_memory_mb: Memory limit of each container (no swap): the backstop for the zygote and
+            everything a run starts. Each process of a run is limited further by the executor's
+            ``memory_mb`` (``RLIMIT_AS`` inside). When a batch asks for a ``memory_mb`` that leaves less
+            than 256 MiB of room, the limit of every container is raised (live) to ``memory_mb + 256``.
         pids_limit: Most processes and threads in each container (the pids cgroup of the container); a
             run is limited further by the executor's ``max_procs``.
         tmpfs_mb: Size of the container's ``/sandbox`` tmpfs (the runs' work dirs) and of its ``/tmp``.
@@ -244,6 +248,27 @@ class DockerBackend(ZygotePool):
             "--no-mountns",
             "--no-cgroup",
         ]
+
+    def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
+        """Run the jobs (see :meth:`ZygotePool.run_jobs`), first raising the containers' memory if needed."""
+        jobs = list(jobs)
+        need = max((_job_memory_mb(job) for job in jobs), default=0) + _MEMORY_HEADROOM_MB
+        if need > self.container_memory_mb:
+            with self._docker_lock:
+                self._raise_memory(need)
+        return super().run_jobs(jobs)
+
+    def _raise_memory(self, memory_mb: int) -> None:
+        self.container_memory_mb = memory_mb
+        if self._containers_pid != os.getpid():
+            return  # a forked process's containers are made afresh with the new limit
+        for container in self._containers:
+            if container is not None:
+                try:
+                    container.update(mem_limit=memory_mb << 20, memswap_limit=memory_mb << 20)
+                except Exception:
+                    # Cannot update (e.g. the container is gone): let it be replaced with the new limit.
+                    _remove_quietly(container)
 
     def environment(self, slot: int) -> dict[str, str]:
         """The environment of the ``docker`` CLI process (not of the sandbox).
@@ -399,6 +424,13 @@ class DockerBackend(ZygotePool):
                 )
             self._image_checked = True
         return container
+
+
+def _job_memory_mb(job: Job) -> int:
+    try:
+        return int(job.get("limits", {}).get("memory_mb", 0))
+    except (TypeError, ValueError):
+        return 0  # the zygote rejects a malformed request itself
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
