@@ -428,3 +428,27 @@ def test_stdio_streams_behave_like_python(ex: codegym.Executor) -> None:
     assert ex.run(task, swapped).status == "passed"
     data = "import sys\ndata = open(0).read().split()\nprint('a\\nb\\nc')\nprint(sum(map(int, data[1:])))\n"
     assert ex.run(task, data).status == "passed"
+
+
+def test_cpu_time_is_measured_outside(ex: codegym.Executor) -> None:
+    busy = "def add(a, b):\n    x = 0\n    for i in range(3 * 10**6):\n        x += i\n    return a + b\n"
+    r = ex.run(ADD, busy)
+    assert r.status == "passed" and r.cpu_s > 0.1  # four calls of about 0.1 s each, at least
+    # A program can report any per-test duration it likes; the kernel's count is what it is.
+    forged = (
+        "import os, struct, json\n"
+        "def add(a, b):\n    x = sum(range(3 * 10**6))\n"
+        "    for i in range(4):\n"
+        "        b_ = json.dumps({'ev': 'test', 'i': i, 'value': [3, 6, 0, 4][i], 't': 0.0}).encode()\n"
+        "        os.write(3, struct.pack('>I', len(b_)) + b_)\n    return a + b\n"
+    )
+    r = ex.run(ADD, forged)
+    assert r.status == "passed" and all(t.duration_s == 0.0 for t in r.tests) and r.cpu_s > 0.1
+
+
+def test_task_without_tests_is_a_value_error(ex: codegym.Executor) -> None:
+    empty = object.__new__(Task)
+    object.__setattr__(empty, "task_id", "t/empty")
+    object.__setattr__(empty, "tests", ())
+    with pytest.raises(ValueError, match="task t/empty has no tests"):
+        ex.run(empty, "x = 1")

@@ -308,6 +308,8 @@ class Executor:
                 raise ValueError(
                     f"run_batch item {index}: task must be a codegym Task, got {type(task).__name__}"
                 )
+            if not task.tests:
+                raise ValueError(f"run_batch item {index}: task {task.task_id} has no tests")
             if not isinstance(program, str):
                 raise ValueError(
                     f"run_batch item {index} (task {task.task_id}): program must be a str, "
@@ -506,6 +508,7 @@ class _Judgement:
         self.stdout = ""
         self.stderr = ""
         self.duration = 0.0
+        self.cpu = 0.0
 
     def _is_visible(self, slot: int) -> bool:
         return slot >= len(self.task.tests)
@@ -545,6 +548,7 @@ class _Judgement:
         """Judge the single run of a call-mode job."""
         run = runs[0] if runs and isinstance(runs[0], dict) else {}
         self.duration += float(run.get("wall_s", 0.0) or 0.0)
+        self.cpu += float(run.get("cpu_s", 0.0) or 0.0)
         self.stdout = str(run.get("stdout", ""))[:_EXCERPT]
         self.stderr = str(run.get("stderr", ""))[:_EXCERPT]
         records = _parse_records(run.get("records"))
@@ -662,6 +666,7 @@ class _Judgement:
                 continue
             wall = float(run.get("wall_s", 0.0) or 0.0)
             self.duration += wall
+            self.cpu += float(run.get("cpu_s", 0.0) or 0.0)
             out = str(run.get("stdout", ""))
             records = _parse_records(run.get("records"))
             syntax = next((r for r in records if r.get("ev") == "syntax_error"), None)
@@ -745,4 +750,5 @@ class _Judgement:
             stderr=self.stderr,
             duration_s=self.duration,
             task_id=self.task.task_id,
+            cpu_s=self.cpu,
         )

@@ -67,6 +67,9 @@ class ExecutionResult:
         duration_s: Wall-clock time of the whole execution, seconds.
         task_id: The task this result belongs to.
         cached: True if this result came from the executor's cache.
+        visible_tests: One outcome per visible example of ``task.visible_tests`` (they do not decide).
+        cpu_s: CPU time of the run's processes as counted by the kernel (measured outside the sandbox,
+            so a program cannot fake it, unlike the per-test ``TestOutcome.duration_s`` it reports).
     """
 
     status: Status
@@ -80,6 +83,7 @@ class ExecutionResult:
     task_id: str = ""
     cached: bool = field(default=False, compare=False)
     visible_tests: tuple[TestOutcome, ...] = field(default=())
+    cpu_s: float = field(default=0.0, compare=False)
 
     @property
     def passed(self) -> bool:
