@@ -24,7 +24,10 @@ Launching
   writable (``/sys/fs/cgroup/{memory,pids}``). Each missing mechanism falls back as documented in
   ``docs/sandbox.md`` and is reported in the hello frame.
 * ``--preload`` pre-imports common standard modules (typing, math, re, collections, ...) so children
-  get them for free.
+  get them for free; ``--preload-modules a,b,c`` chooses the list.
+* Requests may be written ahead: the zygote reads the next request only after it answered the previous
+  one, so a parent can queue a small request in the pipe to keep the zygote busy (keep queued requests
+  smaller than the pipe buffer, or a blocking write can deadlock against a large reply).
 
 Framing
 -------
@@ -36,7 +39,8 @@ The zygote writes a hello frame as soon as it is ready::
 
     {"type": "hello", "protocol": 1, "pid": int, "python": "3.11.7",
      "features": {"root": bool, "uid": int|null, "netns": bool, "mountns": bool,
-                  "cgroup_memory": str|null, "cgroup_pids": str|null, "pidfd": bool}}
+                  "cgroup_memory": str|null, "cgroup_pids": str|null, "pidfd": bool,
+                  "workroot": str, "unreadable_paths": [str, ...]}}
 
 Requests (one at a time; the zygote answers each before reading the next)::
 
@@ -53,6 +57,8 @@ every call/assert test in order; in ``stdio`` mode one child per test runs the w
 ``__main__`` with the test's input on fd 0. Reply::
 
     {"type": "result", "id": any, "runs": [RUN, ...]}     # one RUN per child (stdio: one per test)
+                                                          # a syntax error found by the zygote's own
+                                                          # compile(): one RUN, no child
     RUN = {"records": [str, ...],            # raw JSON texts the child wrote on its result channel
            "stdout": str, "stderr": str,     # captured (decoded UTF-8 with replacement), capped
            "stdout_bytes": int, "stderr_bytes": int,
