@@ -511,3 +511,36 @@ def test_container_memory_is_raised_live_for_a_larger_memory_limit() -> None:
         assert run_probe(small, "x = b'x' * (400 * 1024 * 1024)\nreturn 0", 0).status == "memory_limit"
     finally:
         small.close()
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@needs_docker
+def test_thousands_of_runs_leak_nothing_in_containers_or_parent() -> None:
+    psutil = pytest.importorskip("psutil")
+    from test_executor_leaks import EXPECTED, PROGRAMS  # the local leak test's mix of outcomes
+
+    with codegym.Executor(backend="docker", workers=2, cache=False, timeout_s=5.0) as ex:
+        backend = ex.backend
+        assert isinstance(backend, DockerBackend)
+        ex.run_batch([(t, p.format(i=-1)) for t, p in PROGRAMS])  # start the pool
+        ids = backend.container_ids()
+        me = psutil.Process()
+        fds_before = me.num_fds()
+        children_before = sorted(p.pid for p in me.children())
+        total, batch = 3_000, 500
+        for start in range(0, total, batch):
+            pairs = [PROGRAMS[i % len(PROGRAMS)] for i in range(start, start + batch)]
+            results = ex.run_batch([(t, p.format(i=start + k)) for k, (t, p) in enumerate(pairs)])
+            expected = [EXPECTED[i % len(PROGRAMS)] for i in range(start, start + batch)]
+            assert [r.status for r in results] == expected
+        # Before the checks below, which open the SDK's own (pooled) connections to the engine.
+        assert me.num_fds() == fds_before
+        assert sorted(p.pid for p in me.children()) == children_before  # the same docker exec clients
+        assert backend.container_ids() == ids
+        assert backend.replaced == 0 and backend.restarts == 0
+        assert backend.leftover_processes() == []
+        assert backend.leftover_workdirs() == []
+        name = f"codegym-sandbox-{os.getpid()}-"
+        mine = client().containers.list(all=True, filters={"label": LABEL, "name": name})
+        assert sorted(c.id for c in mine) == sorted(ids)
