@@ -452,3 +452,35 @@ def test_task_without_tests_is_a_value_error(ex: codegym.Executor) -> None:
     object.__setattr__(empty, "tests", ())
     with pytest.raises(ValueError, match="task t/empty has no tests"):
         ex.run(empty, "x = 1")
+
+
+def test_queue_ahead_and_requeue_after_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import codegym.execution.backend as backend_module
+
+    monkeypatch.setattr(backend_module, "_PIPELINE_DEPTH", 2)
+    with codegym.Executor(workers=1, timeout_s=1.0, cache=False) as ex:
+        programs = [
+            ADD.reference,
+            "def add(a, b):\n    return 0\n",
+            ADD.reference + "#2",
+            "x = (",
+            ADD.reference + "#4",
+        ]
+        assert [r.status for r in ex.run_batch([(ADD, p) for p in programs])] == [
+            "passed", "failed", "passed", "syntax_error", "passed"
+        ]  # fmt: skip
+        real_send = ZygoteProcess.send_bytes
+        sent: list[int] = []
+
+        def send_then_die(self: ZygoteProcess, frame: bytes) -> None:
+            real_send(self, frame)
+            sent.append(1)
+            if len(sent) == 2:  # the first job is running, the second waits in the pipe: kill the zygote
+                self.proc.kill()
+
+        monkeypatch.setattr(ZygoteProcess, "send_bytes", send_then_die)
+        slow_first = ["import time\ntime.sleep(0.5)\n" + ADD.reference, *programs[1:]]  # surely running
+        results = ex.run_batch([(ADD, p + "\n# again") for p in slow_first])
+        # The running job is lost (sandbox_error); the queued one goes back to the queue and runs.
+        assert [r.status for r in results] == ["sandbox_error", "failed", "passed", "syntax_error", "passed"]
+        assert ex.backend.restarts == 1
