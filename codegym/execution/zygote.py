@@ -16,7 +16,8 @@ Launching
   environment block of the zygote is what ``/proc/<child>/environ`` shows inside the sandbox.
 * ``--uid auto`` (default): when running as root, each child drops to uid/gid ``200000 + zygote pid``,
   a per-zygote unprivileged id (so that ``kill(-1)`` from one sandbox cannot reach another's processes);
-  ``none`` keeps the current uid; a number uses that uid.
+  ``none`` keeps the current uid (as root without the mount namespace, that leaves files and processes
+  unprotected: for debugging only); a number uses that uid.
 * As root, the zygote enters its own network namespace (only a downed loopback: no network) and mount
   namespace (mount propagation made private first, private tmpfs on ``/tmp`` and ``/dev/shm``, every
   other file system remounted read-only and nosuid) once at start-up; ``--no-netns`` / ``--no-mountns``
