@@ -484,3 +484,33 @@ def test_queue_ahead_and_requeue_after_a_crash(monkeypatch: pytest.MonkeyPatch) 
         # The running job is lost (sandbox_error); the queued one goes back to the queue and runs.
         assert [r.status for r in results] == ["sandbox_error", "failed", "passed", "syntax_error", "passed"]
         assert ex.backend.restarts == 1
+
+
+def test_zygote_sweeps_what_dead_zygotes_left(tmp_path: object) -> None:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    if os.geteuid() != 0 or not Path("/sys/fs/cgroup/pids").is_dir():
+        pytest.skip("needs root and the cgroup v1 pids controller")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale_cgroup = Path(f"/sys/fs/cgroup/pids/codegym-{dead.pid}")
+    stale_cgroup.mkdir(exist_ok=True)
+    stale_dir = Path("/tmp") / f"codegym-zygote-{dead.pid}-stale"
+    stale_dir.mkdir(exist_ok=True)
+    (stale_dir / "job").mkdir(exist_ok=True)
+    try:
+        with codegym.Executor(workers=1) as ex:  # cgroups in use: stale ones are swept
+            assert ex.run(ADD, ADD.reference).passed
+        assert not stale_cgroup.exists() and stale_dir.exists()
+        with codegym.Executor(workers=1, isolate=False) as ex:  # no private /tmp: the host's is swept
+            assert ex.run(ADD, ADD.reference).passed
+        assert not stale_dir.exists()
+    finally:
+        if stale_cgroup.exists():
+            stale_cgroup.rmdir()
+        if stale_dir.exists():
+            import shutil
+
+            shutil.rmtree(stale_dir)

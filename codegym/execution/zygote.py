@@ -437,7 +437,9 @@ def make_cgroup(controller, name):
     own = _own_cgroup(controller)
     if own is None or not os.path.isdir(base):
         return None
-    path = base + own.rstrip("/") + "/" + name
+    parent = base + own.rstrip("/")
+    path = parent + "/" + name
+    _sweep(parent, "codegym-", _remove_stale_cgroup)
     try:
         if os.path.isdir(path):
             kill_cgroup(path)
@@ -449,6 +451,39 @@ def make_cgroup(controller, name):
         return path
     except OSError:
         return None
+
+
+def _pid_dead(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _sweep(directory, prefix, remove):
+    """Remove what zygotes that died without cleaning up left in ``directory`` (``<prefix><pid>...``)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        digits = name[_len(prefix) :].split("-", 1)[0]
+        if digits.isdigit() and int(digits) != os.getpid() and _pid_dead(int(digits)):
+            try:
+                remove(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+def _remove_stale_cgroup(path):
+    if os.path.isdir(path) and os.path.exists(path + "/cgroup.procs"):
+        kill_cgroup(path, rounds=20)
+        os.rmdir(path)
 
 
 def _write(path, text):
@@ -579,6 +614,10 @@ class Zygote:
         import tempfile
 
         base = workroot or tempfile.gettempdir()
+        if not self.mountns:  # with a private /tmp there is nothing of earlier zygotes to see
+            import shutil
+
+            _sweep(base, "codegym-zygote-", lambda p: shutil.rmtree(p, ignore_errors=True))
         self.workroot = tempfile.mkdtemp(prefix="codegym-zygote-%d-" % self.pid, dir=base)
         os.chmod(self.workroot, 0o711)
         self.pidfd = hasattr(os, "pidfd_open")
