@@ -514,3 +514,11 @@ def test_zygote_sweeps_what_dead_zygotes_left(tmp_path: object) -> None:
             import shutil
 
             shutil.rmtree(stale_dir)
+
+
+def test_programs_do_not_see_codegym_modules(ex: codegym.Executor) -> None:
+    # The zygote's directory is off sys.path (the zygote module itself is loaded: like every record,
+    # what a program does with the harness only concerns its own result).
+    for name in ("compare", "backend", "docker_backend"):
+        r = ex.run(ADD, f"import {name}\n" + ADD.reference)
+        assert r.status == "runtime_error" and r.feedback.startswith("ModuleNotFoundError"), (name, r.feedback)

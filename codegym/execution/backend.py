@@ -455,8 +455,17 @@ class LocalBackend(ZygotePool):
         self.extra_args = list(extra_args)
 
     def command(self, slot: int) -> list[str]:
-        """``python -I zygote.py --preload [options]``."""
-        argv = [self.python, "-I", ZYGOTE_PATH, "--preload", *self.extra_args]
+        """``python -I -c <import zygote; zygote.main()> --preload [options]``.
+
+        Importing the zygote (from its cached bytecode) instead of running it as a script keeps about
+        2.5 MB of compiler garbage out of the zygote, and every fork copies less. Its directory is taken
+        off ``sys.path`` again so that programs cannot import CodeGym's modules by accident.
+        """
+        bootstrap = (
+            f"import sys; sys.path.insert(0, {os.path.dirname(ZYGOTE_PATH)!r}); import zygote; "
+            "del sys.path[0]; zygote.main()"
+        )
+        argv = [self.python, "-I", "-c", bootstrap, "--preload", *self.extra_args]
         if not self.isolate:
             argv += ["--no-netns", "--no-mountns", "--no-cgroup"]
         return argv

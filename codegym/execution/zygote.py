@@ -283,9 +283,10 @@ def _get_libc():
     global _libc
     if _libc is None:
         import ctypes
-        import ctypes.util
 
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # The running process's own symbols include libc; ctypes.util.find_library would start
+        # `ldconfig` in a subprocess and leave the subprocess module in the zygote.
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 
