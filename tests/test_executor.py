@@ -521,4 +521,5 @@ def test_programs_do_not_see_codegym_modules(ex: codegym.Executor) -> None:
     # what a program does with the harness only concerns its own result).
     for name in ("compare", "backend", "docker_backend"):
         r = ex.run(ADD, f"import {name}\n" + ADD.reference)
-        assert r.status == "runtime_error" and r.feedback.startswith("ModuleNotFoundError"), (name, r.feedback)
+        assert r.status == "runtime_error", (name, r.feedback)
+        assert r.feedback.startswith("ModuleNotFoundError"), (name, r.feedback)
