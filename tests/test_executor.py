@@ -523,3 +523,24 @@ def test_programs_do_not_see_codegym_modules(ex: codegym.Executor) -> None:
         r = ex.run(ADD, f"import {name}\n" + ADD.reference)
         assert r.status == "runtime_error", (name, r.feedback)
         assert r.feedback.startswith("ModuleNotFoundError"), (name, r.feedback)
+
+
+def test_output_limit_names_the_stream(ex: codegym.Executor) -> None:
+    big = Task(
+        "t/big",
+        "",
+        "f",
+        "def f(n):\n    return list(range(n))\n",
+        tests=(CallTest((10**5,), list(range(10**5))),),
+    )
+    assert ex.run(big, big.reference).status == "passed"
+    r = ex.run(big, "def f(n):\n    return list(range(3 * 10**6))\n")
+    assert r.status == "output_limit"
+    assert r.feedback == "Output limit exceeded: the returned values are too large to send back (over 16 MB)."
+    r = ex.run(ADD, "import sys\nwhile True:\n    sys.stderr.write('e' * 4096)\n")
+    assert r.feedback == "Output limit exceeded: the program printed more than 1048576 bytes to stderr."
+    r = ex.run(SUM_STDIN, "while True:\n    print('x' * 4096)\n")
+    assert r.status == "output_limit"
+    assert r.feedback == (
+        "Failed example: stdin='0 0'\n  Output limit exceeded: the program printed more than 1048576 bytes."
+    )

@@ -530,12 +530,16 @@ class _Judgement:
             self.status = status
             self.feedback = feedback
 
-    def _limit_feedback(self, status: Status) -> str:
+    def _limit_feedback(self, status: Status, stream: Any = None) -> str:
         if status == "timeout":
             return f"Timed out: the program ran longer than the limit of {self.limits.timeout_s:g} s."
         if status == "memory_limit":
             return f"Memory limit exceeded: the program used more than {self.limits.memory_mb} MB."
-        return f"Output limit exceeded: the program printed more than {self.limits.max_output_bytes} bytes."
+        if stream == "results":
+            return "Output limit exceeded: the returned values are too large to send back (over 16 MB)."
+        where = " to stderr" if stream == "stderr" else ""
+        cap = self.limits.max_output_bytes
+        return f"Output limit exceeded: the program printed more than {cap} bytes{where}."
 
     def _describe(self, test: TestCase) -> str:
         try:
@@ -577,7 +581,7 @@ class _Judgement:
                     # The first test without a record is the one the run died in.
                     missing_status = limit or "runtime_error"
                     message = (
-                        self._limit_feedback(limit)
+                        self._limit_feedback(limit, run.get("limit_stream"))
                         if limit
                         else f"the process ended during this test ({_ended(run)})"
                     )
@@ -597,7 +601,7 @@ class _Judgement:
             self._judge_call_record(slot, test, record)
         if limit is not None and not died_in_visible:
             self.status = None
-            self._whole(limit, self._limit_feedback(limit))
+            self._whole(limit, self._limit_feedback(limit, run.get("limit_stream")))
 
     def _describe_safe(self, slot: int, test: TestCase) -> str:
         return self._describe(test) if self._is_visible(slot) else "a hidden test"
@@ -679,7 +683,7 @@ class _Judgement:
                 continue
             status, message = "passed", ""
             if limit is not None:
-                status, message = limit, self._limit_feedback(limit)
+                status, message = limit, self._limit_feedback(limit, run.get("limit_stream"))
             elif error is not None:
                 status = "memory_limit" if error.get("memory") else "runtime_error"
                 line = error.get("lineno")
@@ -714,12 +718,12 @@ class _Judgement:
         status = self.status
         feedback = self.feedback
         if status is None:
-            limits = [o.status for o in hidden if o.status in ("timeout", "memory_limit", "output_limit")]
+            limited = [o for o in hidden if o.status in ("timeout", "memory_limit", "output_limit")]
             if all(o.passed for o in hidden):
                 status = "passed"
-            elif limits:
-                status = limits[0]  # type: ignore[assignment]
-                feedback = self._limit_feedback(status)  # type: ignore[arg-type]
+            elif limited:
+                status = limited[0].status  # type: ignore[assignment]
+                feedback = limited[0].message
             elif any(o.status in ("runtime_error", "memory_limit") for o in hidden):
                 status = (
                     "memory_limit" if any(o.status == "memory_limit" for o in hidden) else "runtime_error"
@@ -740,7 +744,7 @@ class _Judgement:
                 if error is not None and error.message:
                     feedback = f"{error.message} (in a hidden test). " + feedback
         elif detail and status in ("timeout", "output_limit", "memory_limit"):
-            feedback = f"{feedback}\n{detail}"
+            feedback = detail if feedback in detail else f"{feedback}\n{detail}"
         return ExecutionResult(
             status=status,
             tests=hidden,

@@ -65,6 +65,7 @@ every call/assert test in order; in ``stdio`` mode one child per test runs the w
            "stdout_bytes": int, "stderr_bytes": int,
            "exit_code": int|null, "signal": int|null,
            "limit": null | "timeout" | "memory" | "output",
+           "limit_stream": null | "stdout" | "stderr" | "results",   # which stream hit its cap
            "wall_s": float, "cpu_s": float, "maxrss_kb": int}
     {"type": "error", "id": any, "message": str}         # a malformed request (the zygote stays up)
 
@@ -933,6 +934,7 @@ class Zygote:
             except OSError:
                 pidfd = None
         limit = None
+        limit_stream = None
         status = None
         rusage = None
         open_fds = set(bufs)
@@ -964,6 +966,7 @@ class Zygote:
                 else:
                     bufs[fd].append(data[: max(0, caps[fd] - (sizes[fd] - _len(data)))])
                     limit = "output"
+                    limit_stream = {out_r: "stdout", err_r: "stderr", res_r: "results"}[fd]
             if limit:
                 break
             if pidfd is None or exited:
@@ -1001,6 +1004,7 @@ class Zygote:
             "exit_code": exit_code,
             "signal": sig,
             "limit": limit,
+            "limit_stream": limit_stream,
             "wall_s": wall,
             "cpu_s": cpu_s,
             "maxrss_kb": rusage.ru_maxrss if rusage else 0,
