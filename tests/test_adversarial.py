@@ -294,6 +294,9 @@ def _leftovers(ex: codegym.Executor) -> list[str]:
 def _leftover_workdirs(ex: codegym.Executor) -> list[str]:
     """Job directories left in the zygotes' work roots (seen through /proc/<pid>/root)."""
     left = []
+    custom = getattr(ex.backend, "leftover_workdirs", None)
+    if custom is not None:
+        return list(custom())
     if not isinstance(ex.backend, LocalBackend):
         return []
     for hello in ex.backend.hellos():
