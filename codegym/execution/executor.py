@@ -293,7 +293,8 @@ class Executor:
         """Run many (task, program) pairs concurrently; the results come back in input order.
 
         Identical pairs run once. A fault in one execution becomes that result's status (never an
-        exception); ``sandbox_error`` marks faults of the executor itself.
+        exception); ``sandbox_error`` marks faults of the executor itself. Thread-safe: concurrent calls
+        run one after another (each batch already uses every worker).
 
         Raises:
             ValueError: if an item is not a (Task, str) pair (the message names its index and type).
