@@ -148,3 +148,60 @@ def test_bad_arguments_are_value_errors(ray_cluster: None) -> None:
         RayBackend(placement="everywhere")
     with pytest.raises(ValueError, match="workers"):
         RayBackend(workers=0)
+
+
+MULTI_NODE_SCRIPT = """
+import json
+import ray
+from ray.cluster_utils import Cluster
+import codegym
+from codegym import CallTest, Task
+
+ADD = Task(task_id="x", prompt="", entry_point="add", reference="def add(a, b):\\n    return a + b\\n",
+           tests=(CallTest((1, 2), 3),))
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+worker = cluster.add_node(num_cpus=1)
+ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+cluster.wait_for_nodes()
+out = {}
+for reserve in (True, False):
+    if not reserve:
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+    with codegym.Executor(backend="ray", cache=False, reserve_cpus=reserve, actor_timeout_s=5) as ex:
+        f = ex.backend.features()
+        r = out[str(reserve)] = {"actors": f["actors"], "nodes": len(f["nodes"])}
+        r["first"] = sorted({x.status for x in ex.run_batch([(ADD, ADD.reference)] * 20)})
+        cluster.remove_node(worker)
+        r["during"] = sorted({x.status for x in ex.run_batch([(ADD, ADD.reference)] * 20)})
+        r["after"] = sorted({x.status for x in ex.run_batch([(ADD, ADD.reference)] * 20)})
+        r["actors_after"] = ex.backend.features()["actors"]
+print("RESULT " + json.dumps(out))
+ray.shutdown()
+cluster.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_two_nodes_one_actor_each_and_a_lost_node() -> None:
+    """A real two-node cluster (ray.cluster_utils, in a subprocess: this process is already a driver)."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", MULTI_NODE_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, proc.stderr[-2000:]
+    out = json.loads(lines[-1][len("RESULT ") :])
+    for reserve in ("True", "False"):
+        got = out[reserve]
+        assert got["actors"] == 2 and got["nodes"] == 2  # one actor pinned to each node
+        assert got["first"] == ["passed"]
+        assert got["during"] == ["passed", "sandbox_error"]  # the lost node's jobs fail, the others pass
+        assert got["after"] == ["passed"]
+    # With both CPUs reserved the lost node's actor cannot be replaced: the backend runs on one.
+    assert out["True"]["actors_after"] == 1
+    # Without reservations the replacement is placed on the remaining node.
+    assert out["False"]["actors_after"] == 2

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from codegym.execution.backend import Job, LocalBackend, RawReply, SandboxError
+from codegym.execution.backend import Job, LocalBackend, RawReply, SandboxError, job_deadline_s
 
 _INFLIGHT_PER_ACTOR = 2
 _PLACEMENTS = ("node", "cpu")
@@ -140,6 +141,7 @@ class RayBackend:
         self._local_kwargs = dict(local_kwargs)
         self._owner_pid = os.getpid()
         self._closed = False
+        self.actor_timeout_s = float(actor_timeout_s)
         self.actor_failures = 0
         """How many actor calls failed (their jobs got ``error`` replies and the actor was replaced)."""
         nodes = _cpu_nodes()
@@ -189,23 +191,60 @@ class RayBackend:
         ).remote(zygotes, self._local_kwargs)
 
     def _replace_actor(self, index: int) -> None:
+        """Kill actor ``index`` and start another; drop the slot (``None``) if none can be placed."""
         import ray
 
         try:
             ray.kill(self._actors[index], no_restart=True)
         except Exception:
             pass  # already dead
-        if self._specs[index][0] is not None and self._specs[index][0] not in {n for n, _ in _cpu_nodes()}:
-            self._specs[index] = (None, self._specs[index][1])  # its node is gone: let Ray place it
-        self._actors[index] = self._start_actor(index)
+        # The replacement is placed by Ray: pinning it to the old node could wait forever for a node
+        # that is gone (Ray's view of dead nodes lags behind).
+        self._specs[index] = (None, self._specs[index][1])
+        actor = self._start_actor(index)
+        try:
+            ray.get(actor.features.remote(), timeout=self.actor_timeout_s)
+        except Exception:
+            # No room for it (e.g. its node is gone and the others' CPUs are reserved): run on fewer.
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:
+                pass
+            actor = None
+        self._actors[index] = actor
+
+    def _ensure_actors(self) -> None:
+        """Drop slots whose actor could not be replaced; start afresh if none is left."""
+        import ray
+
+        keep = [i for i, a in enumerate(self._actors) if a is not None]
+        self._actors = [self._actors[i] for i in keep]
+        self._specs = [self._specs[i] for i in keep]
+        if self._actors:
+            return
+        nodes = _cpu_nodes()
+        if not nodes:
+            raise SandboxError("the Ray cluster has no alive node with CPUs")
+        self._specs = self._plan(nodes)
+        self._actors = [self._start_actor(i) for i in range(len(self._specs))]
+        try:
+            ray.get([a.features.remote() for a in self._actors], timeout=self.actor_timeout_s)
+        except Exception as exc:
+            for actor in self._actors:
+                ray.kill(actor, no_restart=True)
+            self._actors, self._specs = [], []
+            raise SandboxError(
+                f"no Ray actor could be started: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from exc
 
     # ------------------------------------------------------------------ Backend protocol
 
     def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
         """Run the jobs on the actors (dynamic chunks, up to two in flight per actor); replies in order.
 
-        A failed actor call (the actor or its node died) gives its jobs ``error`` replies, so that they
-        end as ``sandbox_error``; the actor is replaced before the next chunk is sent to it.
+        A failed actor call (the actor or its node died, or it did not answer within its deadline) gives
+        its jobs ``error`` replies, so that they end as ``sandbox_error``; the actor is replaced before
+        the next chunk is sent to it.
         """
         import ray
 
@@ -215,10 +254,17 @@ class RayBackend:
             raise SandboxError("a RayBackend cannot be used from a forked process; make a new Executor")
         jobs = list(jobs)
         replies: list[RawReply | None] = [None] * len(jobs)
+        if not jobs:
+            return []
+        try:
+            self._ensure_actors()
+        except SandboxError as exc:
+            return [{"type": "error", "message": str(exc)} for _ in jobs]
         pending = deque(range(len(jobs)))
         total = sum(z for _, z in self._specs)
-        inflight: dict[Any, tuple[int, list[int]]] = {}
+        inflight: dict[Any, tuple[int, list[int], float]] = {}
         load = [0] * len(self._actors)
+        killed: set[int] = set()
 
         def submit(actor_index: int) -> None:
             zygotes = self._specs[actor_index][1]
@@ -226,16 +272,32 @@ class RayBackend:
             size = max(zygotes, math.ceil(len(pending) * zygotes / total / 4))
             chunk = [pending.popleft() for _ in range(min(size, len(pending)))]
             ref = self._actors[actor_index].run_jobs.remote([jobs[i] for i in chunk])
-            inflight[ref] = (actor_index, chunk)
+            # Even run one after another, the chunk and what is queued before it end by then.
+            budget = sum(job_deadline_s(jobs[i]) for i in chunk) * _INFLIGHT_PER_ACTOR
+            inflight[ref] = (actor_index, chunk, time.monotonic() + self.actor_timeout_s + budget)
             load[actor_index] += 1
 
         while pending or inflight:
             for a in range(len(self._actors)):
-                while pending and load[a] < _INFLIGHT_PER_ACTOR:
+                while pending and load[a] < _INFLIGHT_PER_ACTOR and a not in killed and self._actors[a]:
                     submit(a)
-            done, _ = ray.wait(list(inflight), num_returns=1)
+            if not inflight:  # every actor is gone and none could be replaced
+                message = "no Ray actor is left to run this job (see RayBackend.actor_failures)"
+                while pending:
+                    replies[pending.popleft()] = {"type": "error", "message": message}
+                break
+            wait_s = max(0.0, min(d for _, _, d in inflight.values()) - time.monotonic())
+            done, _ = ray.wait(list(inflight), num_returns=1, timeout=wait_s)
+            if not done:
+                # A chunk is overdue: kill its actor; its calls then fail and are handled below.
+                now = time.monotonic()
+                for actor_index, _, deadline in list(inflight.values()):
+                    if deadline <= now and actor_index not in killed:
+                        killed.add(actor_index)
+                        ray.kill(self._actors[actor_index], no_restart=True)
+                continue
             for ref in done:
-                actor_index, chunk = inflight.pop(ref)
+                actor_index, chunk, _ = inflight.pop(ref)
                 load[actor_index] -= 1
                 try:
                     got = ray.get(ref)
@@ -245,8 +307,10 @@ class RayBackend:
                     self.actor_failures += 1
                     message = f"ray actor failed: {type(exc).__name__}: {str(exc)[:300]}"
                     got = [{"type": "error", "message": message}] * len(chunk)
-                    if load[actor_index] == 0:
-                        self._replace_actor(actor_index)
+                    killed.add(actor_index)
+                if load[actor_index] == 0 and actor_index in killed:
+                    self._replace_actor(actor_index)
+                    killed.discard(actor_index)
                 for i, reply in zip(chunk, got):
                     replies[i] = reply
         return [r if r is not None else {"type": "error", "message": "no reply"} for r in replies]
@@ -255,6 +319,7 @@ class RayBackend:
         """The first actor's zygote features, plus the placement of every actor."""
         import ray
 
+        self._ensure_actors()
         feats = dict(ray.get(self._actors[0].features.remote()))
         feats.update(
             {
@@ -263,15 +328,19 @@ class RayBackend:
                 "actors": len(self._actors),
                 "zygotes_per_actor": [z for _, z in self._specs],
                 "nodes": sorted({n for n, _ in self._specs if n is not None}),
+                "node_ips": sorted({f["node_ip"] for f in self._actor_features()}),
             }
         )
         return feats
 
-    def actor_pids(self) -> list[int]:
-        """The process id of each actor (for tests and diagnostics)."""
+    def _actor_features(self) -> list[dict[str, Any]]:
         import ray
 
-        return [f["actor_pid"] for f in ray.get([a.features.remote() for a in self._actors])]
+        return list(ray.get([a.features.remote() for a in self._actors if a is not None]))
+
+    def actor_pids(self) -> list[int]:
+        """The process id of each actor (for tests and diagnostics)."""
+        return [f["actor_pid"] for f in self._actor_features()]
 
     def close(self) -> None:
         """Stop the zygotes, kill the actors, and shut Ray down if this backend started it."""
@@ -282,11 +351,12 @@ class RayBackend:
 
         if not ray.is_initialized():
             return
+        actors = [a for a in self._actors if a is not None]
         try:
-            ray.get([a.close.remote() for a in self._actors], timeout=30)
+            ray.get([a.close.remote() for a in actors], timeout=30)
         except Exception:
             pass  # a dead actor's zygotes died with it (PDEATHSIG)
-        for actor in self._actors:
+        for actor in actors:
             try:
                 ray.kill(actor, no_restart=True)
             except Exception:
