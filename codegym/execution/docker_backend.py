@@ -193,6 +193,10 @@ class DockerBackend(ZygotePool):
         ok, why = docker_available(self.image)
         if not ok:
             raise SandboxError(why)
+        try:
+            remove_stale_containers()  # left by trainers of this host that were killed
+        except Exception:
+            pass  # housekeeping only: never a reason not to run
         # Containers must not outlive the backend even if close() is never called.
         self._finalizer = weakref.finalize(self, _remove_containers, self._containers, os.getpid())
 
