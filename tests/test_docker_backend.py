@@ -553,3 +553,28 @@ def test_thousands_of_runs_leak_nothing_in_containers_or_parent() -> None:
         assert backend.leftover_processes() == []
         assert backend.leftover_workdirs() == []
         assert _my_containers() == containers_before  # none replaced, none added
+
+
+def test_unknown_transport_is_a_value_error() -> None:
+    pytest.importorskip("docker")
+    with pytest.raises(ValueError, match="transport"):
+        DockerBackend(transport="ssh")
+
+
+@pytest.mark.docker
+@needs_docker
+def test_sdk_transport_gives_the_same_verdicts_and_survives_a_crash(dex: codegym.Executor) -> None:
+    pairs = _programs()[::3]
+    with codegym.Executor(
+        backend="docker", transport="sdk", workers=2, timeout_s=2.0, memory_mb=256, cache=False
+    ) as sdk:
+        backend = sdk.backend
+        assert isinstance(backend, DockerBackend) and backend.transport == "sdk"
+        assert sdk.run_batch(pairs) == dex.run_batch(pairs)
+        old = backend.container_ids()[0]
+        assert old is not None
+        client().containers.get(old).kill()
+        _wait_for_exit(backend, 0)
+        assert sdk.run_batch([(ADD, ADD.reference)] * 4)[0].passed
+        assert backend.container_ids()[0] != old and backend.replaced == 1
+        assert backend.leftover_processes() == []

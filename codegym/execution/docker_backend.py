@@ -28,8 +28,11 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import selectors
 import shutil
+import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -75,7 +78,7 @@ def sandbox_image(image: str | None = None) -> str:
 
 
 def docker_available(image: str | None = None) -> tuple[bool, str]:
-    """Check that the Docker backend can run here: SDK, CLI, a reachable engine and the sandbox image.
+    """Check that the Docker backend can run here: the SDK, a reachable engine and the sandbox image.
 
     Args:
         image: The sandbox image (default: :func:`sandbox_image`).
@@ -89,8 +92,6 @@ def docker_available(image: str | None = None) -> tuple[bool, str]:
         import docker
     except ImportError:
         return False, "the docker SDK is not installed (pip install 'codegym[docker]')"
-    if shutil.which("docker") is None:
-        return False, f"the docker CLI is not on PATH; {_FIX_ENGINE}"
     try:
         client = docker.from_env(timeout=10)
     except Exception as exc:  # DockerException, or a bad DOCKER_HOST
@@ -144,7 +145,10 @@ class DockerBackend(ZygotePool):
         tmpfs_mb: Size of the container's ``/sandbox`` tmpfs (the runs' work dirs) and of its ``/tmp``.
         cpus: CPU quota of each container (e.g. ``1.0``); ``None`` for no quota.
         python: The interpreter inside the image.
-        docker_cli: The ``docker`` command that runs ``docker exec -i`` (default: found on PATH).
+        transport: How the parent reaches each zygote's stdin/stdout: ``"cli"`` (``docker exec -i`` of
+            the ``docker`` CLI), ``"sdk"`` (a small relay process that uses the ``docker`` SDK's exec
+            socket; no CLI needed), or ``"auto"`` (the CLI if it is on PATH, else the SDK relay).
+        docker_cli: The ``docker`` command for the ``"cli"`` transport (default: found on PATH).
 
     Raises:
         ValueError: for an out-of-range setting (the message names it).
@@ -161,6 +165,7 @@ class DockerBackend(ZygotePool):
         tmpfs_mb: int = 256,
         cpus: float | None = None,
         python: str = "python3",
+        transport: str = "auto",
         docker_cli: str | None = None,
     ) -> None:
         super().__init__(workers if workers is not None else default_workers())
@@ -175,9 +180,12 @@ class DockerBackend(ZygotePool):
         self.tmpfs_mb = tmpfs_mb
         self.cpus = cpus
         self.python = python
+        if transport not in ("auto", "cli", "sdk"):
+            raise ValueError(f"transport must be 'auto', 'cli' or 'sdk', got {transport!r}")
         cli = docker_cli or shutil.which("docker")
-        if cli is None:
-            raise SandboxError(f"the docker CLI is not on PATH; {_FIX_ENGINE}")
+        if transport == "cli" and cli is None:
+            raise SandboxError(f"the docker CLI is not on PATH (transport='cli'); {_FIX_ENGINE}")
+        self.transport = "cli" if transport == "cli" or (transport == "auto" and cli) else "sdk"
         self.docker_cli = cli
         self.replaced = 0
         """How many containers were replaced after their zygote crashed or hung."""
@@ -231,11 +239,12 @@ class DockerBackend(ZygotePool):
             # the zygote's default (200000 + its pid) would repeat in every container.
             self._uids[slot] = _UID_MIN + secrets.randbelow(_UID_SPAN)
         self._launches[slot] += 1
+        if self.transport == "cli":
+            prefix = [str(self.docker_cli), "exec", "-i", container.id]
+        else:
+            prefix = [sys.executable, "-I", "-m", "codegym.execution.docker_backend", "--relay", container.id]
         return [
-            self.docker_cli,
-            "exec",
-            "-i",
-            container.id,
+            *prefix,
             self.python,
             "-I",
             "-S",
@@ -497,12 +506,84 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------------------------- SDK relay
+
+
+def relay(container_id: str, argv: Sequence[str]) -> int:
+    """Run ``argv`` in the container with the SDK's exec API and pump bytes between it and our stdio.
+
+    Our stdin goes to the exec's stdin (EOF half-closes it); the exec's stdout (demultiplexed from
+    Docker's 8-byte stream headers; its stderr is dropped) goes to our stdout. This is ``docker exec -i``
+    without the CLI: the ``"sdk"`` transport of :class:`DockerBackend` starts one relay per zygote.
+
+    Returns:
+        The exec's exit code (``125`` if it cannot be read).
+    """
+    import docker
+
+    api = docker.from_env(timeout=60).api
+    exec_id = api.exec_create(container_id, list(argv), stdin=True, stdout=True, stderr=False, tty=False)
+    conn = api.exec_start(exec_id["Id"], socket=True)
+    sock = getattr(conn, "_sock", conn)
+    sock.setblocking(True)
+    sel = selectors.DefaultSelector()
+    sel.register(0, selectors.EVENT_READ)
+    sel.register(sock, selectors.EVENT_READ)
+    buf = bytearray()
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj == 0:
+                data = os.read(0, 1 << 16)
+                if data:
+                    sock.sendall(data)
+                else:  # our stdin closed: so does the zygote's
+                    sel.unregister(0)
+                    try:
+                        sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                continue
+            data = sock.recv(1 << 16)
+            if not data:
+                sel.close()
+                try:
+                    return int(api.exec_inspect(exec_id["Id"]).get("ExitCode") or 0)
+                except Exception:
+                    return 125
+            buf += data
+            while len(buf) >= 8:
+                size = int.from_bytes(buf[4:8], "big")
+                if len(buf) < 8 + size:
+                    break
+                if buf[0] == 1:  # stdout
+                    _write_all(1, bytes(buf[8 : 8 + size]))
+                del buf[: 8 + size]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _main(argv: Sequence[str]) -> int:
+    if len(argv) >= 3 and argv[0] == "--relay":
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        return relay(argv[1], argv[2:])
+    print("usage: python -m codegym.execution.docker_backend --relay CONTAINER CMD...", file=sys.stderr)
+    return 2
+
+
 __all__: Sequence[str] = [
     "DEFAULT_IMAGE",
     "LABEL",
     "DockerBackend",
     "docker_available",
+    "relay",
     "remove_stale_containers",
     "sandbox_image",
     "zygote_bootstrap",
 ]
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
