@@ -446,7 +446,9 @@ def test_mbpp_sources(monkeypatch: pytest.MonkeyPatch) -> None:
         # Installed but unreachable (offline here and in CI): a clear error that says what to do instead.
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-        with pytest.raises(TaskError, match=r"mbpp: cannot load .* offline, pass path=\.\.\. to a local JSONL"):
+        with pytest.raises(
+            TaskError, match=r"mbpp: cannot load .* offline, pass path=\.\.\. to a local JSONL"
+        ):
             mbpp.load(source="hf")
     with pytest.raises(TaskError, match="data file not found"):
         mbpp.load(path="/nonexistent/mbpp.jsonl")
