@@ -19,104 +19,10 @@ It prints the greedy policy's success rate over ``--eval-episodes`` episodes and
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from typing import Any
 
-import gymnasium as gym
+from codegym.agents.sb3 import DEFAULT_TASK, TrainReport, evaluate, make_env, train
 
-import codegym  # noqa: F401  (registers the codegym/* ids)
-
-DEFAULT_TASK = "arith/d1/s0/0"
-
-
-@dataclass
-class TrainReport:
-    """What :func:`train` returns.
-
-    Attributes:
-        success_rate: Fraction of greedy evaluation episodes whose program passed.
-        program: The program the greedy policy writes.
-        timesteps: Environment steps trained.
-        task_id: The task learned.
-    """
-
-    success_rate: float
-    program: str
-    timesteps: int
-    task_id: str
-
-
-def make_env(task_id: str, seed: int, max_new_tokens: int) -> gym.Env:
-    """The fixed-task arith token environment."""
-    env = gym.make("codegym/Arith-Token-v0", task_id=task_id, max_new_tokens=max_new_tokens)
-    env.reset(seed=seed)
-    return env
-
-
-def evaluate(model: Any, env: gym.Env, episodes: int, masked: bool) -> tuple[float, str]:
-    """Greedy success rate over ``episodes`` and the last program written."""
-    successes, program = 0, ""
-    for _ in range(episodes):
-        obs, _ = env.reset()
-        done = False
-        info: dict[str, Any] = {}
-        while not done:
-            kwargs = {"action_masks": env.unwrapped.action_masks()} if masked else {}
-            action, _ = model.predict(obs, deterministic=True, **kwargs)
-            obs, _, terminated, truncated, info = env.step(int(action))
-            done = terminated or truncated
-        successes += bool(info.get("passed"))
-        program = env.unwrapped.current_program
-    return successes / episodes, program
-
-
-def train(
-    *,
-    algo: str = "maskable",
-    timesteps: int = 20_000,
-    seed: int = 0,
-    task_id: str = DEFAULT_TASK,
-    max_new_tokens: int = 6,
-    eval_episodes: int = 20,
-    verbose: int = 0,
-) -> TrainReport:
-    """Train ``algo`` ("maskable" or "ppo") on the fixed task and evaluate the greedy policy.
-
-    Raises:
-        ValueError: for an unknown ``algo``.
-    """
-    if algo not in ("maskable", "ppo"):
-        raise ValueError(f"algo must be 'maskable' or 'ppo', got {algo!r}")
-    import torch
-    from stable_baselines3.common.utils import set_random_seed
-
-    set_random_seed(seed)
-    torch.set_num_threads(1)
-    env = make_env(task_id, seed, max_new_tokens)
-    hyper: dict[str, Any] = dict(
-        n_steps=512,
-        batch_size=128,
-        n_epochs=8,
-        learning_rate=1e-3,
-        gamma=1.0,
-        ent_coef=0.01,
-        seed=seed,
-        verbose=verbose,
-    )
-    if algo == "maskable":
-        from sb3_contrib import MaskablePPO
-
-        model: Any = MaskablePPO("MlpPolicy", env, **hyper)
-    else:
-        from stable_baselines3 import PPO
-
-        model = PPO("MlpPolicy", env, **hyper)
-    model.learn(total_timesteps=timesteps)
-    eval_env = make_env(task_id, seed + 1, max_new_tokens)
-    rate, program = evaluate(model, eval_env, eval_episodes, masked=algo == "maskable")
-    env.close()
-    eval_env.close()
-    return TrainReport(success_rate=rate, program=program, timesteps=timesteps, task_id=task_id)
+__all__ = ["DEFAULT_TASK", "TrainReport", "evaluate", "main", "make_env", "train"]
 
 
 def main() -> None:
