@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import require
 
 import codegym
 from codegym import CallTest, StdioTest, Task
@@ -93,7 +94,7 @@ def test_missing_image_names_the_image_and_the_fix() -> None:
 
 
 def test_unreachable_engine_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("docker")
+    require("docker", "docker")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/codegym-docker.sock")
     ok, reason = docker_available()
     assert ok is False
@@ -111,7 +112,7 @@ def test_unreachable_engine_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> No
     ],
 )
 def test_bad_settings_raise_value_error_naming_them(kwargs: dict[str, object], name: str) -> None:
-    pytest.importorskip("docker")
+    require("docker", "docker")
     with pytest.raises(ValueError, match=name):
         DockerBackend(**kwargs)  # type: ignore[arg-type]
 
@@ -526,7 +527,7 @@ def _my_containers() -> set[str]:
 @pytest.mark.docker
 @needs_docker
 def test_thousands_of_runs_leak_nothing_in_containers_or_parent() -> None:
-    psutil = pytest.importorskip("psutil")
+    psutil = require("psutil", "dev")
     from test_executor_leaks import EXPECTED, PROGRAMS  # the local leak test's mix of outcomes
 
     with codegym.Executor(backend="docker", workers=2, cache=False, timeout_s=5.0) as ex:
@@ -556,7 +557,7 @@ def test_thousands_of_runs_leak_nothing_in_containers_or_parent() -> None:
 
 
 def test_unknown_transport_is_a_value_error() -> None:
-    pytest.importorskip("docker")
+    require("docker", "docker")
     with pytest.raises(ValueError, match="transport"):
         DockerBackend(transport="ssh")
 

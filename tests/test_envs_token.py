@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from codegym.envs import ByteTokenizer, DSLTokenizer, HFTokenizer, TokenEnv, make_tokenizer
 from codegym.envs.base import acquire_executor, release_executor
+from conftest import require
 from gymnasium.utils.env_checker import check_env
 
 import codegym
@@ -93,7 +94,7 @@ def test_masked_random_policy_always_writes_valid_programs():
 
 
 def _tiny_hf_tokenizer():
-    pytest.importorskip("transformers")
+    require("transformers", "hf")
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -337,9 +339,20 @@ def test_pickle_round_trip() -> None:
 
 
 def test_docker_and_ray_names_are_lazy() -> None:
-    from codegym.execution.executor import make_backend
-
-    assert isinstance(make_backend("local", 1), LocalBackend)
+    """Importing codegym and using the local backend never imports docker or ray (slow, optional)."""
+    code = (
+        "import sys, codegym, codegym.envs\n"
+        "from codegym.execution.executor import make_backend\n"
+        "from codegym.execution.backend import LocalBackend\n"
+        "b = make_backend('local', 1)\n"
+        "assert isinstance(b, LocalBackend), type(b)\n"
+        "b.close()\n"
+        "mods = ('docker', 'ray', 'codegym.execution.docker_backend', 'codegym.execution.ray_backend')\n"
+        "print(sorted(m for m in mods if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
 
 
 def test_crashed_zygote_is_a_sandbox_error_then_recovers(monkeypatch: pytest.MonkeyPatch) -> None:

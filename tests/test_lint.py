@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import on_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +19,8 @@ def _ruff() -> list[str]:
         return [str(exe)]
     found = shutil.which("ruff")
     if found is None:
+        if on_ci():
+            pytest.fail("CI must run ruff (pip install 'codegym[dev]')")
         pytest.skip("ruff is not installed (pip install 'codegym[dev]')")
     return [found]
 

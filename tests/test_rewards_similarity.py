@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from conftest import require
 
 from codegym.rewards import codebleu_agreement, dataflow_match_score, syntax_match_score
 
-pytest.importorskip("codebleu")
+require("codebleu", "rewards")
 
 _BENCH = Path(__file__).resolve().parents[1] / "bench" / "codebleu_agreement.py"
 

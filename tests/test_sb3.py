@@ -10,11 +10,12 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 from codegym.envs import TokenEnv, env_ids
+from conftest import require
 
 import codegym  # noqa: F401
 
-pytest.importorskip("stable_baselines3")
-pytest.importorskip("sb3_contrib")
+require("stable_baselines3", "sb3")
+require("sb3_contrib", "sb3")
 from stable_baselines3.common.env_checker import check_env as sb3_check_env  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sb3_arith_token.py"

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from codegym.envs import ProgramEnv, RepairEnv, TokenEnv
+from conftest import require
 from gymnasium.utils.env_checker import check_env
 
 import codegym
@@ -24,8 +25,6 @@ from codegym.wrappers import (
     ScorerPotential,
     SparseReward,
 )
-
-pytest.importorskip("codegym.execution.executor")
 
 TASK_ID = "basic/word_counts"
 BODY_OK = "    counts = {}\n    for w in text.lower().split():\n        counts[w] = counts.get(w, 0) + 1\n"
@@ -206,7 +205,7 @@ def test_wrapped_code_envs_pass_check_env(executor: Any, kind: str) -> None:
 
 
 def test_wrapped_token_env_passes_sb3_check_env_and_runs_in_a_sync_vector_env(executor: Any) -> None:
-    sb3_env_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    sb3_env_checker = require("stable_baselines3.common.env_checker", "sb3")
 
     def make() -> gym.Env:
         env = TokenEnv("arith", executor=executor)
