@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import codegym
-from codegym import AssertTest, CallTest, Task
+from codegym import AssertTest, CallTest, StdioTest, Task
 from codegym.execution.backend import LocalBackend
 
 SECRET = "codegym-secret-7f3a9c"
@@ -423,3 +423,100 @@ def test_batch_with_hostile_members_keeps_order(sandbox: codegym.Executor) -> No
     results = sandbox.run_batch([(ADD, p) for p in programs])
     assert [r.status for r in results] == ["passed", "timeout", "runtime_error", "passed", "failed"]
     assert _leftovers(sandbox) == []
+
+
+# ---------------------------------------------------------------- files do not reach the next run
+
+# Leaves files in every writable place it knows, and proves that it could write them.
+LITTER = (
+    "import os\n"
+    "TAG = 'codegym-litter-{pid}'\n"
+    "written = []\n"
+    "for d in ('/tmp', '/dev/shm', '.'):\n"
+    "    try:\n"
+    "        with open(os.path.join(d, TAG), 'w') as f:\n"
+    "            f.write('x')\n"
+    "        os.makedirs(os.path.join(d, TAG + '-dir', 'sub'))\n"
+    "        open(os.path.join(d, TAG + '-dir', 'sub', 'f'), 'w').close()\n"
+    "        os.symlink('/etc/passwd', os.path.join(d, TAG + '-link'))\n"
+    "        written.append(d)\n"
+    "    except OSError as exc:\n"
+    "        raise SystemExit('cannot write in %s: %s' % (d, exc))\n"
+    "here = os.getcwd()\n"
+    "os.mkdir('/tmp/' + TAG + '-deep')\n"
+    "os.chdir('/tmp/' + TAG + '-deep')\n"
+    "for _ in range(1500):  # deeper than PATH_MAX and the recursion limit of shutil.rmtree\n"
+    "    os.mkdir('dddddddddd')\n"
+    "    os.chdir('dddddddddd')\n"
+    "open('bottom', 'w').close()\n"
+    "os.chdir(here)\n"
+    "os.chmod('/tmp/' + TAG + '-dir', 0)\n"
+    "def add(a, b):\n"
+    "    return a + b\n"
+)
+# Fails (a wrong answer that names what it found) if anything of LITTER reached it.
+LOOK = (
+    "import os\n"
+    "TAG = 'codegym-litter'\n"
+    "found = [os.path.join(d, n) for d in ('/tmp', '/dev/shm', '.') for n in os.listdir(d) if TAG in n]\n"
+    "found += ['cwd:' + n for n in os.listdir('.')]\n"
+    "def add(a, b):\n"
+    "    return a + b if not found else repr(found)\n"
+)
+
+
+@pytest.fixture
+def one_zygote(backend: str) -> Iterator[codegym.Executor]:
+    """An executor with a single zygote, so that consecutive runs are forks of the same process."""
+    ex = codegym.Executor(backend=backend, timeout_s=5.0, memory_mb=256, workers=1, cache=False)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
+def test_files_do_not_reach_the_next_run(one_zygote: codegym.Executor) -> None:
+    litter = LITTER.replace("{pid}", str(os.getpid()))
+    for _ in range(2):
+        first = one_zygote.run(ADD, litter)
+        assert first.status == "passed", (first.feedback, first.stderr[-500:])
+        second = one_zygote.run(ADD, LOOK)
+        assert second.status == "passed", second.feedback
+    assert one_zygote.backend.restarts == 0  # cleaned by the same zygote, not by a restart
+    assert not list(Path("/tmp").glob("codegym-litter-*"))  # nor did it reach the host
+    assert not list(Path("/dev/shm").glob("codegym-litter-*"))
+
+
+def test_stdio_tests_do_not_share_files(one_zygote: codegym.Executor) -> None:
+    # In stdio mode every test is its own run: the second test must not see the first one's file.
+    program = (
+        "import os\np = '/tmp/codegym-litter-stdio'\nprint('seen' if os.path.exists(p) else 'fresh')\n"
+        "open(p, 'w').close()\n"
+    )
+    task = Task(
+        task_id="adv/stdio_tmp",
+        prompt="",
+        entry_point="",
+        reference=program,
+        tests=(StdioTest("", "fresh\n"), StdioTest("", "fresh\n"), StdioTest("", "fresh\n")),
+    )
+    result = one_zygote.run(task, program)
+    assert result.status == "passed", result.feedback
+
+
+def test_fallback_cleans_only_the_runs_files(fallback_sandbox: codegym.Executor) -> None:
+    # No mount namespace: /tmp is the host's. The run's files go, files of others stay.
+    host_file = Path(f"/tmp/codegym-host-{os.getpid()}")
+    host_file.write_text("keep")
+    host_file.chmod(0o666)  # writable by the sandbox uid: it may change it, but it is not the run's file
+    try:
+        litter = LITTER.replace("{pid}", str(os.getpid()))
+        first = fallback_sandbox.run(ADD, litter)
+        assert first.status == "passed", (first.feedback, first.stderr[-500:])
+        assert not list(Path("/tmp").glob("codegym-litter-*"))
+        assert not list(Path("/dev/shm").glob("codegym-litter-*"))
+        assert host_file.read_text() == "keep"
+        second = fallback_sandbox.run(ADD, LOOK)
+        assert second.status == "passed", second.feedback
+    finally:
+        host_file.unlink()

@@ -24,6 +24,10 @@ Launching
   disable that. ``--no-cgroup`` disables the cgroup v1 memory and pids controllers, which are used when
   writable (``/sys/fs/cgroup/{memory,pids}``). Each missing mechanism falls back as documented in
   ``docs/sandbox.md`` and is reported in the hello frame.
+* After every run, once its processes are dead, the zygote removes the run's work directory and what it
+  left in ``/tmp`` and ``/dev/shm``: everything but the zygote's own entries with the mount namespace;
+  without it, the entries owned by the run's uid (also in ``/var/tmp``); with no uid of its own, nothing
+  (see ``Zygote._shared_dirs``). A zygote that cannot remove something exits after its reply.
 * ``--preload`` pre-imports common standard modules (typing, math, re, collections, ...) so children
   get them for free; ``--preload-modules a,b,c`` chooses the list.
 * Requests may be written ahead: the zygote reads the next request only after it answered the previous
@@ -482,6 +486,82 @@ def _sweep(directory, prefix, remove):
                 pass
 
 
+_O_PARENT = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_O_DIR = _O_PARENT | getattr(os, "O_NOFOLLOW", 0)  # never through a symbolic link a program left
+
+
+def _unlink_or_rmdir(dir_fd, name):
+    """Remove ``name`` in ``dir_fd`` if it is not a directory or an empty one; True if it is gone."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    try:
+        os.rmdir(name, dir_fd=dir_fd)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def remove_entry(dir_fd, name):
+    """Remove ``name`` in the directory ``dir_fd`` and everything under it; True if it is gone.
+
+    Iterative and descriptor-based: one directory open at a time, symbolic links never followed, and
+    neither a recursion limit nor ``PATH_MAX`` stops it (a program may leave a tree thousands of levels
+    deep, which ``shutil.rmtree`` cannot remove). Only called once every process of the run is dead, so
+    nothing changes the tree while it is removed.
+    """
+    if _unlink_or_rmdir(dir_fd, name):
+        return True
+    fd = -1
+    try:
+        fd = os.open(name, _O_DIR, dir_fd=dir_fd)
+        stack = [(name, os.listdir(fd))]  # stack[-1]: the directory open as fd, and its names left to do
+        while True:
+            todo = stack[-1][1]
+            while todo:
+                entry = todo.pop()
+                if not _unlink_or_rmdir(fd, entry):  # a directory that is not empty: descend
+                    child = os.open(entry, _O_DIR, dir_fd=fd)
+                    os.close(fd)
+                    fd = child
+                    stack.append((entry, os.listdir(fd)))
+                    break
+            else:  # this directory is empty now: go up and remove it
+                done = stack.pop()[0]
+                if not stack:
+                    os.close(fd)
+                    fd = -1
+                    os.rmdir(done, dir_fd=dir_fd)
+                    return True
+                parent = os.open("..", _O_PARENT, dir_fd=fd)
+                os.close(fd)
+                fd = parent
+                os.rmdir(done, dir_fd=fd)
+    except OSError:
+        return False
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def remove_path(path):
+    """Remove ``path`` and everything under it with :func:`remove_entry`; True if it is gone."""
+    try:
+        dir_fd = os.open(os.path.dirname(path) or ".", _O_PARENT)
+    except OSError:
+        return not os.path.lexists(path)
+    try:
+        return remove_entry(dir_fd, os.path.basename(path))
+    finally:
+        os.close(dir_fd)
+
+
 def _remove_stale_cgroup(path):
     if os.path.isdir(path) and os.path.exists(path + "/cgroup.procs"):
         kill_cgroup(path, rounds=20)
@@ -624,8 +704,70 @@ class Zygote:
         os.chmod(self.workroot, 0o711)
         self.pidfd = hasattr(os, "pidfd_open")
         self.jobdir = os.path.join(self.workroot, "job")
+        self.shared_dirs = self._shared_dirs()
+        self.tainted = False  # a run left something that could not be removed: exit after the reply
         self._rlimits = {}
         self._prepare_children()
+
+    def _shared_dirs(self):
+        """The world-writable directories cleaned after every run, each with the names to keep (or None).
+
+        With the private mount namespace, ``/tmp`` and ``/dev/shm`` are this zygote's own tmpfs: after a
+        run, everything in them but what the zygote made at start-up (its work root, ``expose_paths``'s
+        stash) is removed. Without it they are shared (the host's, or a container's) and only entries
+        owned by the run's unique uid are removed, also in ``/var/tmp``. Without a uid of their own, runs
+        are not told apart from the zygote's user, whose files are never touched: nothing is cleaned.
+        """
+        if self.mountns:
+            paths, keep = ("/tmp", "/dev/shm"), True
+        elif self.uid is not None:
+            paths, keep = ("/tmp", "/dev/shm", "/var/tmp"), False
+        else:
+            return []
+        dirs = []
+        for path in paths:
+            try:
+                dirs.append((path, frozenset(os.listdir(path)) if keep else None))
+            except OSError:
+                pass
+        return dirs
+
+    def clean_shared_dirs(self):
+        """After a run, once all its processes are dead: remove what it left in ``/tmp`` and ``/dev/shm``.
+
+        See :meth:`_shared_dirs` for what is removed in which mode. Costs one ``listdir`` per directory
+        when the run left nothing. What cannot be removed taints the zygote (it exits after the reply
+        and the pool starts a fresh one): the next run must not see it.
+        """
+        for path, keep in self.shared_dirs:
+            try:
+                names = os.listdir(path)
+            except OSError:
+                continue
+            if keep is not None:
+                names = [n for n in names if n not in keep]
+            else:
+                owned = []
+                for name in names:
+                    try:
+                        if os.lstat(os.path.join(path, name)).st_uid == self.uid:
+                            owned.append(name)
+                    except OSError:
+                        pass
+                names = owned
+            if not names:
+                continue
+            try:
+                dir_fd = os.open(path, _O_PARENT)
+            except OSError:
+                self.tainted = True
+                continue
+            try:
+                for name in names:
+                    if not remove_entry(dir_fd, name):
+                        self.tainted = True
+            finally:
+                os.close(dir_fd)
 
     def _prepare_children(self):
         """Set up once, in the zygote, what every child would otherwise redo after fork (less copying)."""
@@ -715,6 +857,8 @@ class Zygote:
                         "message": "%s: %s" % (_type(exc).__name__, exc),
                     }
                 send_frame(fd_out, reply)
+                if self.tainted:
+                    return
             else:
                 send_frame(
                     fd_out,
@@ -809,11 +953,9 @@ class Zygote:
 
     def run_child(self, spec, stdin_text, lim):
         """Fork one child for ``spec``, supervise it to the end, clean up, and describe what happened."""
-        import shutil
-
         workdir = self.jobdir
-        if os.path.lexists(workdir):
-            shutil.rmtree(workdir)
+        if os.path.lexists(workdir) and not remove_path(workdir):
+            raise OSError("cannot remove the previous work directory %s" % workdir)
         os.mkdir(workdir, 0o700)
         stdin_path = None
         if stdin_text is not None:
@@ -849,7 +991,9 @@ class Zygote:
         try:
             os.rmdir(workdir)  # the common case: the program left nothing behind
         except OSError:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if not remove_path(workdir):
+                self.tainted = True
+        self.clean_shared_dirs()
         return run
 
     def _enter_child(self, workdir, stdin_path, out_w, err_w, res_w, lim):
