@@ -186,7 +186,9 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
             reward_fn = pass_fail
         if not callable(reward_fn):
             raise TypeError(
-                f"{type(self).__name__}: reward_fn must be callable (task, program, result) -> float"
+                f"{type(self).__name__}: reward_fn must be callable (task, program, result) -> float, "
+                f"got {type(reward_fn).__name__} {reward_fn!r:.80} (for a reward by name, pass "
+                "codegym.rewards.get_reward(name))"
             )
         self.reward_fn: RewardFunction = reward_fn
         self._user_executor = executor

@@ -285,7 +285,7 @@ def test_cache_off() -> None:
     [
         ({"timeout_s": 0}, "timeout_s must be a number in \\[0.01, 3600\\], got 0"),
         ({"timeout_s": "5"}, "timeout_s must be a number .* got '5'"),
-        ({"memory_mb": 8}, "memory_mb must be an int in \\[16, 1.04858e\\+06\\], got 8"),
+        ({"memory_mb": 8}, "memory_mb must be an int in \\[16, 1048576\\], got 8"),
         ({"memory_mb": 1.5}, "memory_mb must be an int"),
         ({"workers": 0}, "workers must be an int in \\[1, 256\\], got 0"),
         ({"max_output_bytes": 10}, "max_output_bytes .* got 10"),
@@ -294,6 +294,19 @@ def test_cache_off() -> None:
 )
 def test_bad_limits(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
+        codegym.Executor(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"timeout": 2}, "Executor: unknown argument 'timeout' \\(did you mean 'timeout_s'\\?\\);"),
+        ({"python_exe": "x"}, "unknown argument 'python_exe' .* the local backend also takes python"),
+        ({"backend": "ray", "bogus": 1}, "unknown argument 'bogus'; .* ray backend also takes ray_address"),
+    ],
+)
+def test_unknown_arguments_are_named_with_the_accepted_ones(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(TypeError, match=match):
         codegym.Executor(**kwargs)  # type: ignore[arg-type]
 
 

@@ -292,3 +292,27 @@ def test_efficiency_times_the_reference_once_with_distinct_programs() -> None:
         R.Efficiency(executor, max_speedup=0)
     with pytest.raises(ValueError, match="needs an executor with run"):
         R.Efficiency(object())
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "message"),
+    [
+        (pass_fail, (TASK, PASSED, None), "pass_fail: result must be an ExecutionResult .* got NoneType"),
+        (pass_rate, (TASK, PASSED, {"status": "passed"}), "pass_rate: result must be an ExecutionResult"),
+        (coderl_graded, (TASK, PASSED, "passed"), "coderl_graded: result must be an ExecutionResult"),
+        (rltf_adaptive, (TASK, PASSED, None), "rltf_adaptive: result must be"),
+        (compiles, (TASK, b"x = 1", None), r"compiles: program must be the program text \(str\), got bytes"),
+        (format_reward, ("t/1", PASSED, None), "format_reward: task must be a codegym Task, got str 't/1'"),
+        (R.length_penalty, (TASK, None, None), "length_penalty: program must be the program text"),
+    ],
+)
+def test_wrong_argument_types_name_the_reward_and_argument(fn, args, message):
+    with pytest.raises(TypeError, match=message):
+        fn(*args)
+
+
+def test_malformed_weighted_sum_terms_are_named():
+    with pytest.raises(ValueError, match=r"weighted_sum: term 0 must be a \(reward_fn, weight\) pair"):
+        weighted_sum((pass_fail,))
+    with pytest.raises(ValueError, match=r"term 'x' must be a \(reward_fn, weight\) pair"):
+        weighted_sum(x=(pass_fail, 1.0, 2.0))

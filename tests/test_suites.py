@@ -515,3 +515,18 @@ def test_apps_malformed(tmp_path: Path, record: dict[str, Any], message: str) ->
     path.write_text(json.dumps(record) + "\n")
     with pytest.raises(TaskError, match=message):
         apps.load(path=path)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("arith", {"foo": 1}, r"load_suite\('arith'\): unknown argument\(s\) 'foo'; suite 'arith' takes: n"),
+        ("basic", {"n": 3}, r"load_suite\('basic'\): unknown argument\(s\) 'n'; suite 'basic' takes: path"),
+        ("humaneval", {"difficulty": 2}, "suite 'humaneval' takes: path"),
+    ],
+)
+def test_unknown_suite_arguments_are_named_with_the_accepted_ones(
+    name: str, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        codegym.load_suite(name, **kwargs)

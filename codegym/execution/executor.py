@@ -14,7 +14,9 @@ with the expected values with strict types (:mod:`codegym.execution.compare`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
+import inspect
 import json
 import threading
 from collections import OrderedDict
@@ -41,7 +43,51 @@ def _check_number(name: str, value: Any, low: float, high: float, integer: bool 
     ok_type = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_type) or not low <= value <= high:
         kind = "an int" if integer else "a number"
-        raise ValueError(f"{name} must be {kind} in [{low:g}, {high:g}], got {value!r}")
+        bounds = f"[{low:{_num_format(low)}}, {high:{_num_format(high)}}]"
+        raise ValueError(f"{name} must be {kind} in {bounds}, got {value!r}")
+
+
+def _num_format(value: float) -> str:
+    """Format spec for a range bound: integers in full (``1048576``, not ``1.04858e+06``)."""
+    return "d" if float(value).is_integer() else "g"
+
+
+_EXECUTOR_ARGS = (
+    "backend",
+    "timeout_s",
+    "memory_mb",
+    "workers",
+    "cache",
+    "cache_size",
+    "max_output_bytes",
+    "max_program_bytes",
+    "max_file_mb",
+    "max_open_files",
+    "max_procs",
+)
+
+
+def _check_backend_kwargs(name: str, cls: type, kwargs: dict[str, Any]) -> None:
+    """Raise a TypeError naming an argument that neither the Executor nor backend ``name`` takes."""
+    params = list(inspect.signature(cls.__init__).parameters.values())
+    accepted = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        if name != "ray":
+            return
+        # The Ray backend passes the rest to the LocalBackend inside each actor.
+        accepted += [
+            p.name
+            for p in inspect.signature(LocalBackend.__init__).parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+        ]
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, [*_EXECUTOR_ARGS, *accepted], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(
+                f"Executor: unknown argument {key!r}{hint}; the Executor takes {', '.join(_EXECUTOR_ARGS)}, "
+                f"and the {name} backend also takes {', '.join(accepted) or 'nothing else'}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +148,7 @@ def make_backend(backend: str | Backend, workers: int | None, **kwargs: Any) -> 
             return backend
         raise ValueError(f"backend must be one of {_BACKENDS} or a Backend instance, got {backend!r}")
     if backend == "local":
+        _check_backend_kwargs("local", LocalBackend, kwargs)
         return LocalBackend(workers, **kwargs)
     if backend == "docker":
         try:
@@ -111,12 +158,14 @@ def make_backend(backend: str | Backend, workers: int | None, **kwargs: Any) -> 
                 f"the docker backend is not available ({exc}); "
                 "install codegym[docker] and see docs/sandbox.md"
             ) from exc
+        _check_backend_kwargs("docker", DockerBackend, kwargs)
         return DockerBackend(workers=workers, **kwargs)
     if backend == "ray":
         try:
             from codegym.execution.ray_backend import RayBackend
         except ImportError as exc:
             raise ImportError(f"the ray backend is not available ({exc}); install codegym[ray]") from exc
+        _check_backend_kwargs("ray", RayBackend, kwargs)
         return RayBackend(workers=workers, **kwargs)
     raise ValueError(f"backend must be one of {_BACKENDS} or a Backend instance, got {backend!r}")
 

@@ -23,6 +23,32 @@ class RewardFunction(Protocol):
         ...
 
 
+_EXPECTED: dict[str, tuple[type, str]] = {
+    "task": (Task, "a codegym Task"),
+    "program": (str, "the program text (str)"),
+    "result": (ExecutionResult, "an ExecutionResult (from Executor.run)"),
+}
+
+
+def check_reward_args(reward: str, **args: object) -> None:
+    """Raise a TypeError naming ``reward``, the argument and its type when an argument has the wrong type.
+
+    A reward passes the arguments it reads, by name: ``check_reward_args("pass_fail", result=result)``.
+
+    Args:
+        reward: The reward's name, for the message.
+        **args: Any of ``task`` (must be a :class:`~codegym.tasks.Task`), ``program`` (a ``str``) and
+            ``result`` (an :class:`~codegym.execution.result.ExecutionResult`).
+
+    Raises:
+        TypeError: for the first argument of the wrong type.
+    """
+    for arg, value in args.items():
+        expected, what = _EXPECTED[arg]
+        if not isinstance(value, expected):
+            raise TypeError(f"{reward}: {arg} must be {what}, got {type(value).__name__} {value!r:.60}")
+
+
 def reward_name(fn: RewardFunction) -> str:
     """The name a reward is logged under: its ``name`` attribute, else its ``__name__``."""
     return str(getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__))

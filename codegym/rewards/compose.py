@@ -41,8 +41,13 @@ class WeightedSum:
         name: str = "weighted_sum",
     ) -> None:
         if isinstance(terms, Mapping):
+            for key, term in terms.items():
+                _check_pair(name, f"term {key!r}", term)
             named = [(str(k), fn, w) for k, (fn, w) in terms.items()]
         else:
+            terms = list(terms)
+            for index, term in enumerate(terms):
+                _check_pair(name, f"term {index}", term)
             named = [(reward_name(fn), fn, w) for fn, w in terms]
         if not named:
             raise ValueError(f"{name}: needs at least one reward term")
@@ -87,6 +92,12 @@ class WeightedSum:
         return f"WeightedSum({inner}, name={self.name!r})"
 
 
+def _check_pair(name: str, where: str, term: object) -> None:
+    """Raise a ValueError unless ``term`` is a ``(reward_fn, weight)`` pair."""
+    if not isinstance(term, (tuple, list)) or len(term) != 2:
+        raise ValueError(f"{name}: {where} must be a (reward_fn, weight) pair, got {term!r:.80}")
+
+
 def weighted_sum(
     *terms: tuple[RewardFunction, float], name: str = "weighted_sum", **weights: Any
 ) -> WeightedSum:
@@ -102,7 +113,9 @@ def weighted_sum(
     import codegym.rewards as library
 
     named: dict[str, tuple[RewardFunction, float]] = {}
-    for fn, weight in terms:
+    for index, term in enumerate(terms):
+        _check_pair(name, f"term {index}", term)
+        fn, weight = term
         if reward_name(fn) in named:
             raise ValueError(f"{name}: two terms are named {reward_name(fn)!r}; pass label=(fn, weight)")
         named[reward_name(fn)] = (fn, weight)
@@ -110,6 +123,7 @@ def weighted_sum(
         if key in named:
             raise ValueError(f"{name}: two terms are named {key!r}")
         if isinstance(spec, tuple):
+            _check_pair(name, f"term {key!r}", spec)
             named[key] = spec
             continue
         fn = getattr(library, key, None)

@@ -24,6 +24,7 @@ import ast
 import warnings
 
 from codegym.execution.result import ExecutionResult
+from codegym.rewards.base import check_reward_args
 from codegym.tasks import Task
 
 RUNTIME_ERROR_STATUSES: frozenset[str] = frozenset(
@@ -51,6 +52,7 @@ def pass_fail(task: Task, program: str, result: ExecutionResult) -> float:
     Returns:
         1.0 or 0.0.
     """
+    check_reward_args("pass_fail", result=result)
     return 1.0 if result.status == "passed" else 0.0
 
 
@@ -67,6 +69,7 @@ def pass_rate(task: Task, program: str, result: ExecutionResult) -> float:
     Returns:
         ``result.pass_rate``.
     """
+    check_reward_args("pass_rate", result=result)
     return float(result.pass_rate)
 
 
@@ -88,6 +91,7 @@ def coderl_graded(task: Task, program: str, result: ExecutionResult) -> float:
     Returns:
         One of -1.0, -0.6, -0.3, 1.0.
     """
+    check_reward_args("coderl_graded", result=result)
     status = result.status
     if status == "passed":
         return CODERL_PASSED
@@ -119,6 +123,7 @@ def rltf_adaptive(task: Task, program: str, result: ExecutionResult) -> float:
     Returns:
         A float in [-1, 1].
     """
+    check_reward_args("rltf_adaptive", result=result)
     if result.status == "failed":
         return CODERL_FAILED + (CODERL_PASSED - CODERL_FAILED) * float(result.pass_rate)
     return coderl_graded(task, program, result)
@@ -154,4 +159,5 @@ def compiles(task: Task, program: str, result: ExecutionResult) -> float:
     Returns:
         1.0 or -1.0.
     """
+    check_reward_args("compiles", program=program)
     return 1.0 if program_compiles(program) else -1.0

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from codegym.execution.result import ExecutionResult
+from codegym.rewards.base import check_reward_args
 from codegym.rewards.compose import WeightedSum
 from codegym.rewards.outcome import compiles
 from codegym.tasks import Task
@@ -188,6 +189,7 @@ def syntax_match(task: Task, program: str, result: ExecutionResult) -> float:
     Returns:
         The match in [0, 1].
     """
+    check_reward_args("syntax_match", task=task, program=program)
     return syntax_match_score(_reference(task), program)
 
 
@@ -206,6 +208,7 @@ def dataflow_match(task: Task, program: str, result: ExecutionResult) -> float:
     Returns:
         The match in [0, 1].
     """
+    check_reward_args("dataflow_match", task=task, program=program)
     return dataflow_match_score(_reference(task), program)
 
 

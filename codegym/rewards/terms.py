@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable
 
 from codegym.execution.result import ExecutionResult
+from codegym.rewards.base import check_reward_args
 from codegym.tasks import Task
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -81,6 +82,7 @@ def format_reward(task: Task, program: str, result: ExecutionResult) -> float:
     Returns:
         1.0 or 0.0.
     """
+    check_reward_args("format_reward", task=task, program=program)
     return 1.0 if all(format_checks(task, program).values()) else 0.0
 
 
@@ -139,6 +141,7 @@ class LengthPenalty:
 
     def __call__(self, task: Task, program: str, result: ExecutionResult) -> float:
         """The penalty in [-1, 0] for ``program``."""
+        check_reward_args(self.name, program=program)
         length = float(self.count(program))
         l_max, l_cache = self.limits(task)
         if length > l_max:

@@ -7,6 +7,7 @@ its own with :func:`register_suite`.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -47,8 +48,17 @@ def list_suites() -> list[str]:
 def load_suite(name: str, **kwargs: Any) -> TaskSuite:
     """Build the suite registered as ``name``; keyword arguments go to its factory.
 
+    Args:
+        name: A registered suite name (see :func:`list_suites`).
+        **kwargs: Arguments of the suite's factory, e.g. ``n``, ``seed``, ``difficulty`` for ``arith``
+            or ``path`` for ``mbpp`` (see docs/suites.md).
+
+    Returns:
+        The suite, a :class:`TaskSuite`.
+
     Raises:
         KeyError: for an unknown name; the message lists the known suites.
+        TypeError: for an argument the factory does not take; the message lists those it takes.
     """
     if name not in _REGISTRY:
         raise KeyError(f"unknown suite {name!r}; known suites: {', '.join(list_suites())}")
@@ -56,4 +66,22 @@ def load_suite(name: str, **kwargs: Any) -> TaskSuite:
     if isinstance(factory, str):
         module_name, attr = factory.split(":")
         factory = getattr(importlib.import_module(module_name), attr)
+    _check_factory_kwargs(name, factory, kwargs)
     return factory(**kwargs)
+
+
+def _check_factory_kwargs(name: str, factory: SuiteFactory, kwargs: dict[str, Any]) -> None:
+    """Raise a TypeError naming the suite, the unknown arguments and the accepted ones."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a callable without an inspectable signature: let it decide
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"load_suite({name!r}): unknown argument(s) {', '.join(map(repr, unknown))}; "
+            f"suite {name!r} takes: {', '.join(accepted) or 'no arguments'}"
+        )
