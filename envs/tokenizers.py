@@ -16,7 +16,9 @@ a path, or an object).
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -334,7 +336,20 @@ def make_tokenizer(spec: Any = None, *, suite: str | None = None) -> Tokenizer:
                     f"tokenizer 'dsl': suite {dsl!r} has no DSL vocabulary (arith and listops have one)"
                 )
             return DSLTokenizer(dsl)
-        return HFTokenizer(spec)
+        builtin = ["byte", "dsl", "dsl:arith", "dsl:listops"]
+        close = difflib.get_close_matches(spec.lower(), builtin, n=1, cutoff=0.75)
+        if close and not os.path.exists(spec):  # a typo of a built-in name, not a hub id or a path
+            raise ValueError(
+                f"tokenizer {spec!r} is not a built-in tokenizer (did you mean {close[0]!r}?); "
+                f"built-ins: {', '.join(builtin)}; any other string is a Hugging Face hub id or path"
+            )
+        try:
+            return HFTokenizer(spec)
+        except OSError as exc:
+            raise OSError(
+                f"tokenizer {spec!r} is not a built-in ({', '.join(builtin)}) and Hugging Face could not "
+                f"load it as a hub id or local path: {exc}"
+            ) from exc
     return HFTokenizer(spec)
 
 

@@ -53,6 +53,13 @@ def test_make_tokenizer_specs():
     assert make_tokenizer("dsl:listops").dsl == "listops"
     with pytest.raises(ValueError, match="suite 'humaneval' has no DSL vocabulary"):
         make_tokenizer("dsl", suite="humaneval")
+    # A typo of a built-in name fails at once (not after minutes of Hugging Face hub retries offline).
+    with pytest.raises(
+        ValueError, match="tokenizer 'bytes' is not a built-in tokenizer \\(did you mean 'byte'\\?\\)"
+    ):
+        make_tokenizer("bytes")
+    with pytest.raises(ValueError, match="did you mean 'dsl:listops'"):
+        make_tokenizer("dsl_listops")
 
 
 def test_arith_grammar_mask_allows_only_valid_continuations():
