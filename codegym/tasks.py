@@ -243,7 +243,17 @@ class TaskSuite(Sequence[Task]):
         return [t.task_id for t in self._tasks]
 
     def get(self, task_id: str) -> Task:
-        """Return the task with this id, or raise ``KeyError`` naming close matches."""
+        """Return the task with this id.
+
+        Args:
+            task_id: The task's id, e.g. ``"HumanEval/0"``.
+
+        Returns:
+            The task.
+
+        Raises:
+            KeyError: for an unknown id; the message names the suite and close matches.
+        """
         try:
             return self._tasks[self._index[task_id]]
         except KeyError:
@@ -258,6 +268,15 @@ class TaskSuite(Sequence[Task]):
 
         Tasks carry their split in ``metadata["split"]``; suites without one (HumanEval) are split
         deterministically: every fifth task (by position) is ``"test"``.
+
+        Args:
+            name: ``"train"`` or ``"test"``.
+
+        Returns:
+            A new :class:`TaskSuite` with the tasks of that split, in suite order.
+
+        Raises:
+            ValueError: for any other split name.
         """
         if name not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {name!r}")

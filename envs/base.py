@@ -291,6 +291,14 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
     def step(self, action: ActT) -> tuple[ObsT, float, bool, bool, dict[str, Any]]:
         """Apply ``action``; execute the program when the step ends an attempt.
 
+        Args:
+            action: An element of ``action_space`` (a program for program envs, a token id for token envs).
+
+        Returns:
+            Gymnasium's five-tuple ``(observation, reward, terminated, truncated, info)``; ``info`` of an
+            executing step holds the task id, the :class:`ExecutionResult` summary and
+            ``reward_components`` (see docs/envs.md).
+
         Raises:
             RuntimeError: before ``reset()`` or after the episode ended.
             TypeError, ValueError: for an action outside the action space (naming the value).

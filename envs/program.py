@@ -127,7 +127,18 @@ class ProgramEnv(CodeEnv[ProgramObs, str]):
     def reset(
         self, *, seed: int | None = None, options: Mapping[str, Any] | None = None
     ) -> tuple[ProgramObs, dict[str, Any]]:
-        """Start an episode: choose a task (``options={"task_id": ...}`` picks one) and show its prompt."""
+        """Start an episode: choose a task (``options={"task_id": ...}`` picks one) and show its prompt.
+
+        Args:
+            seed: Seeds ``self.np_random`` (the task sampler's randomness).
+            options: ``{"task_id": id}`` fixes this episode's task; any other key is a ValueError.
+
+        Returns:
+            ``(observation, info)``; ``info`` holds ``task_id`` and ``difficulty``.
+
+        Raises:
+            KeyError: for an unknown task id; ValueError: for an unknown option.
+        """
         info = self._begin_episode(seed, options)
         self.attempts = 0
         self._last_score = 0.0

@@ -166,7 +166,18 @@ class TokenEnv(CodeEnv[TokenObs, int]):
     def reset(
         self, *, seed: int | None = None, options: Mapping[str, Any] | None = None
     ) -> tuple[TokenObs, dict[str, Any]]:
-        """Start an episode: choose a task (``options={"task_id": ...}`` picks one) and encode its prompt."""
+        """Start an episode: choose a task (``options={"task_id": ...}`` picks one) and encode its prompt.
+
+        Args:
+            seed: Seeds ``self.np_random`` (the task sampler's randomness).
+            options: ``{"task_id": id}`` fixes this episode's task; any other key is a ValueError.
+
+        Returns:
+            ``(observation, info)``; ``info`` holds ``task_id`` and ``difficulty``.
+
+        Raises:
+            KeyError: for an unknown task id; ValueError: for an unknown option.
+        """
         info = self._begin_episode(seed, options)
         task = self.task
         assert task is not None
@@ -236,6 +247,13 @@ class TokenEnv(CodeEnv[TokenObs, int]):
 
     def step(self, action: int) -> tuple[TokenObs, float, bool, bool, dict[str, Any]]:
         """Append a token; on end-of-sequence or at the budget, execute the program and end the episode.
+
+        Args:
+            action: A token id in ``[0, vocab_size)``; ``eos_token_id`` ends the program.
+
+        Returns:
+            ``(observation, reward, terminated, truncated, info)``: non-terminal steps give reward 0 and an
+            empty info; the executing step gives the reward and the result summary.
 
         Raises:
             RuntimeError: before ``reset()`` or after the episode ended.

@@ -333,6 +333,14 @@ class Executor:
     def run(self, task: Task, program: str) -> ExecutionResult:
         """Run ``program`` against ``task``'s tests (hidden and visible) and judge it.
 
+        Args:
+            task: The task whose tests judge the program.
+            program: The full source text of the candidate (for HumanEval-style tasks, prompt + completion).
+
+        Returns:
+            The verdict: status, per-test outcomes, feedback for the agent, output excerpts and timing.
+            Cached when the executor's cache is on.
+
         Raises:
             ValueError: if ``task`` is not a Task or ``program`` is not a string.
         """
@@ -344,6 +352,12 @@ class Executor:
         Identical pairs run once. A fault in one execution becomes that result's status (never an
         exception); ``sandbox_error`` marks faults of the executor itself. Thread-safe: concurrent calls
         run one after another (each batch already uses every worker).
+
+        Args:
+            pairs: ``(task, program)`` pairs, as for :meth:`run`.
+
+        Returns:
+            One :class:`ExecutionResult` per pair, in input order.
 
         Raises:
             ValueError: if an item is not a (Task, str) pair (the message names its index and type).

@@ -132,7 +132,15 @@ def make_hackable_env(
       :data:`EXIT_EARLY` earn the maximum, 1.0.
 
     The environment's ``info["result"]`` still carries the honest executor's verdict, which is how the
-    example shows the gap. Keyword arguments go to ``ProgramEnv``.
+    example shows the gap.
+
+    Args:
+        kind: ``"compile_only"`` or ``"visible_tests"``.
+        suite: A suite name or :class:`~codegym.tasks.TaskSuite`.
+        **kwargs: Every other argument of ``ProgramEnv`` (not ``reward_fn``, which ``kind`` sets).
+
+    Returns:
+        The hackable ``ProgramEnv``.
 
     Raises:
         ValueError: for an unknown kind.

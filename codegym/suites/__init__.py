@@ -30,11 +30,19 @@ _REGISTRY: dict[str, SuiteFactory | str] = dict(_BUILTIN)
 def register_suite(name: str, factory: SuiteFactory, *, overwrite: bool = False) -> None:
     """Register a suite factory under ``name`` so that ``load_suite(name)`` can build it.
 
+    Args:
+        name: The suite's name.
+        factory: ``factory(**kwargs) -> TaskSuite``; ``load_suite(name, **kwargs)`` calls it.
+        overwrite: Replace a suite already registered under ``name``.
+
     Raises:
-        ValueError: if the name is taken and ``overwrite`` is false.
+        ValueError: if the name is empty or taken (and ``overwrite`` is false), or the factory is not
+            callable.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"suite name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise ValueError(f"suite {name!r}: factory must be callable, got {factory!r:.80}")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"suite {name!r} is already registered (pass overwrite=True to replace it)")
     _REGISTRY[name] = factory

@@ -22,6 +22,9 @@ class PrefixSyntaxMatch:
     On a token environment the code is the program written so far (prefix + body + suffix); on a
     program or repair environment it is the last program executed ("" before the first attempt).
     Needs the ``rewards`` extra (tree-sitter).
+
+    Args:
+        scale: Multiplies the match (in [0, 1]), so Phi is in [0, scale].
     """
 
     def __init__(self, scale: float = 1.0) -> None:
@@ -45,6 +48,13 @@ class ScorerPotential:
 
     ``scorer`` can be a value model, a process reward model or any heuristic; potential-based shaping
     keeps the optimal policy whatever it returns (as long as it is a function of the state).
+
+    Args:
+        scorer: ``scorer(task, code) -> float`` for the code written so far.
+        scale: Multiplies the score.
+
+    Raises:
+        ValueError: if ``scorer`` is not callable.
     """
 
     def __init__(self, scorer: Callable[[Task, str], float], scale: float = 1.0) -> None:
