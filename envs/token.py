@@ -169,14 +169,11 @@ class TokenEnv(CodeEnv[TokenObs, int]):
         """Start an episode: choose a task (``options={"task_id": ...}`` picks one) and encode its prompt.
 
         Args:
-            seed: Seeds ``self.np_random`` (the task sampler's randomness).
-            options: ``{"task_id": id}`` fixes this episode's task; any other key is a ValueError.
+            seed: Seeds ``self.np_random``, which samples the task.
+            options: ``{"task_id": id}`` or None, as for ``ProgramEnv.reset``.
 
         Returns:
-            ``(observation, info)``; ``info`` holds ``task_id`` and ``difficulty``.
-
-        Raises:
-            KeyError: for an unknown task id; ValueError: for an unknown option.
+            The padded prompt ids (or the Dict observation) and ``info`` with ``task_id`` and ``difficulty``.
         """
         info = self._begin_episode(seed, options)
         task = self.task
