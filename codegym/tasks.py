@@ -209,6 +209,8 @@ class TaskSuite(Sequence[Task]):
         self._tasks: tuple[Task, ...] = tuple(tasks)
         self._index: dict[str, int] = {}
         for i, task in enumerate(self._tasks):
+            if not isinstance(task, Task):
+                raise TypeError(f"suite {name}: item {i} must be a Task, got {type(task).__name__}")
             if task.task_id in self._index:
                 raise TaskError(f"suite {name}: duplicate task id {task.task_id!r}")
             self._index[task.task_id] = i

@@ -191,6 +191,11 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
                 "codegym.rewards.get_reward(name))"
             )
         self.reward_fn: RewardFunction = reward_fn
+        if executor is not None and not callable(getattr(executor, "run", None)):
+            raise TypeError(
+                f"{type(self).__name__}: executor must have run(task, program) -> ExecutionResult "
+                f"(a codegym.Executor), got {type(executor).__name__}"
+            )
         self._user_executor = executor
         self._owns_user_executor = False  # True only for an executor recreated on unpickling
         self._executor_kwargs = dict(executor_kwargs or {})

@@ -182,8 +182,15 @@ def test_pickle_round_trip_mid_episode():
     assert copy.step(repair.task.reference)[1:4] == repair.step(repair.task.reference)[1:4] == expected
 
 
+class _ForeignExecutor:
+    """An executor that is not a codegym.Executor: it has run() but no configuration to travel with."""
+
+    def run(self, task, program):
+        raise AssertionError("not called")
+
+
 def test_pickle_does_not_carry_a_live_executor():
-    sentinel = object()
+    sentinel = _ForeignExecutor()
     env = ProgramEnv("arith", executor=sentinel)
     assert env.executor is sentinel
     clone = pickle.loads(pickle.dumps(env))
@@ -236,6 +243,10 @@ def test_bad_actions_and_misuse_raise_clear_errors():
         RepairEnv("arith", max_attempts=1)
     with pytest.raises(ValueError, match="render_mode"):
         ProgramEnv("arith", render_mode="human")
+    with pytest.raises(TypeError, match="reward_fn must be callable .* got str 'pass_fail'.*get_reward"):
+        ProgramEnv("arith", reward_fn="pass_fail")
+    with pytest.raises(TypeError, match=r"executor must have run\(task, program\).* got object"):
+        ProgramEnv("arith", executor=object())
 
 
 def test_step_after_done_raises():

@@ -316,3 +316,10 @@ def test_malformed_weighted_sum_terms_are_named():
         weighted_sum((pass_fail,))
     with pytest.raises(ValueError, match=r"term 'x' must be a \(reward_fn, weight\) pair"):
         weighted_sum(x=(pass_fail, 1.0, 2.0))
+
+
+def test_trl_adapter_rejects_a_non_callable_reward_and_non_task_input():
+    with pytest.raises(TypeError, match="trl_reward_func: reward must be callable"):
+        R.trl_reward_func([TASK], reward=3)
+    with pytest.raises(TypeError, match="trl_reward_func needs Tasks, a TaskSuite or a suite name, got 3"):
+        R.trl_reward_func(3)

@@ -105,6 +105,11 @@ def test_split_follows_metadata_when_present():
     assert suite.split("train").task_ids == ["b"]
 
 
+def test_suite_of_non_tasks_names_the_item():
+    with pytest.raises(TypeError, match="suite s: item 0 must be a Task, got str"):
+        TaskSuite("s", ["t/1"])
+
+
 def test_duplicate_ids_are_an_error_naming_the_id():
     with pytest.raises(TaskError, match="duplicate task id 't/1'"):
         TaskSuite("s", [make_task("t/1"), make_task("t/1")])

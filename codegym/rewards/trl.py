@@ -19,7 +19,7 @@ Example::
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from codegym.execution.result import ExecutionResult
@@ -89,6 +89,10 @@ class TRLRewardFunc:
             raise ValueError(f"on_missing must be 'error' or 'none', got {on_missing!r}")
         if program not in ("auto", "completion", "prompt+completion"):
             raise ValueError(f"program must be 'auto', 'completion' or 'prompt+completion', got {program!r}")
+        if not callable(reward):
+            raise TypeError(
+                f"trl_reward_func: reward must be callable (task, program, result), got {reward!r:.80}"
+            )
         self.tasks = _task_index(tasks)
         self.reward = reward
         self.task_column = task_column
@@ -171,6 +175,8 @@ def _task_index(tasks: Any) -> dict[str, Task]:
         tasks = [tasks]
     if isinstance(tasks, Mapping):
         return {str(k): v for k, v in tasks.items()}
+    if not isinstance(tasks, Iterable):
+        raise TypeError(f"trl_reward_func needs Tasks, a TaskSuite or a suite name, got {tasks!r:.80}")
     index: dict[str, Task] = {}
     for task in tasks:
         if not isinstance(task, Task):
