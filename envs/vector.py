@@ -53,7 +53,7 @@ class CodeVectorEnv(VectorEnv):
     ) -> None:
         super().__init__()
         if len(env_fns) == 0:
-            raise ValueError("CodeVectorEnv: env_fns is empty")
+            raise ValueError("CodeVectorEnv: env_fns is empty (gym.make_vec needs num_envs >= 1)")
         self.envs: list[CodeEnv] = [fn() for fn in env_fns]
         for i, env in enumerate(self.envs):
             if not isinstance(env, CodeEnv):
