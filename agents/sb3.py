@@ -37,14 +37,33 @@ class TrainReport:
 
 
 def make_env(task_id: str, seed: int, max_new_tokens: int) -> gym.Env:
-    """The fixed-task arith token environment."""
+    """The fixed-task arith token environment, reset once with ``seed``.
+
+    Args:
+        task_id: The arith task every episode attempts.
+        seed: Seeds the first reset.
+        max_new_tokens: The token budget of an episode (end-of-sequence included).
+
+    Returns:
+        The environment, made with ``gym.make`` (so with Gymnasium's checker wrappers).
+    """
     env = gym.make("codegym/Arith-Token-v0", task_id=task_id, max_new_tokens=max_new_tokens)
     env.reset(seed=seed)
     return env
 
 
 def evaluate(model: Any, env: gym.Env, episodes: int, masked: bool) -> tuple[float, str]:
-    """Greedy success rate over ``episodes`` and the last program written."""
+    """Greedy success rate over ``episodes`` and the last program written.
+
+    Args:
+        model: A trained SB3 model (``predict(obs, deterministic=True)``).
+        env: The environment to evaluate on.
+        episodes: How many episodes to run.
+        masked: Pass the env's action masks to ``predict`` (MaskablePPO).
+
+    Returns:
+        ``(success_rate, program)``: the fraction of episodes whose program passed, and the last program.
+    """
     successes, program = 0, ""
     for _ in range(episodes):
         obs, _ = env.reset()
@@ -71,6 +90,18 @@ def train(
     verbose: int = 0,
 ) -> TrainReport:
     """Train ``algo`` ("maskable" or "ppo") on the fixed task and evaluate the greedy policy.
+
+    Args:
+        algo: ``"maskable"`` (sb3-contrib's MaskablePPO with the grammar mask) or ``"ppo"`` (plain PPO).
+        timesteps: Environment steps of training.
+        seed: Seeds SB3, the training env and (``seed + 1``) the evaluation env.
+        task_id: The arith task learned.
+        max_new_tokens: The token budget of an episode.
+        eval_episodes: Greedy episodes of the evaluation.
+        verbose: SB3's verbosity.
+
+    Returns:
+        A :class:`TrainReport` with the greedy success rate and the program written.
 
     Raises:
         ValueError: for an unknown ``algo``.

@@ -57,7 +57,17 @@ def reward_name(fn: RewardFunction) -> str:
 def reward_breakdown(
     fn: RewardFunction, task: Task, program: str, result: ExecutionResult
 ) -> tuple[float, dict[str, float]]:
-    """Return ``(total, components)``; a simple reward's components are ``{name: total}``."""
+    """Return ``(total, components)``; a simple reward's components are ``{name: total}``.
+
+    Args:
+        fn: Any reward; a composite's own ``components(task, program, result)`` gives its breakdown.
+        task: The task.
+        program: The program that ran.
+        result: Its execution result.
+
+    Returns:
+        The reward and its named components (what environments put in ``info["reward_components"]``).
+    """
     components_fn = getattr(fn, "components", None)
     if callable(components_fn):
         components = {str(k): float(v) for k, v in components_fn(task, program, result).items()}

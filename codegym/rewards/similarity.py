@@ -82,6 +82,13 @@ def syntax_match_score(reference: str, candidate: str) -> float:
 
     ``match = |{t in subtrees(ref) : t in subtrees(cand)}| / |subtrees(ref)|`` (counted with the
     reference's multiplicity, as codebleu does). In [0, 1]; 1.0 for identical programs.
+
+    Args:
+        reference: The reference program's source.
+        candidate: The candidate program's source.
+
+    Returns:
+        The match in [0, 1].
     """
     ref = subtrees(reference)
     cand = set(subtrees(candidate))
@@ -155,6 +162,14 @@ def dataflow_match_score(reference: str, candidate: str, empty: float = 0.0) -> 
     Edges are matched one-to-one (a candidate edge is used at most once). When the reference has no
     data-flow edge at all the score is undefined; codebleu returns 0 there, and so does this function
     unless ``empty`` says otherwise.
+
+    Args:
+        reference: The reference program's source.
+        candidate: The candidate program's source.
+        empty: The score when the reference has no data-flow edge.
+
+    Returns:
+        The match in [0, 1] (or ``empty``).
     """
     ref = dataflow_edges(reference)
     if not ref:
