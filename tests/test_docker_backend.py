@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import require
+from conftest import on_ci, require
 
 import codegym
 from codegym import CallTest, StdioTest, Task
@@ -79,7 +79,7 @@ def dex() -> Iterator[codegym.Executor]:
 
 def test_docker_is_available_on_ci() -> None:
     """On CI the Docker tests must really run: a broken engine or image fails here with the reason."""
-    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+    if not on_ci():
         pytest.skip("only checked on CI (CI=true)")
     assert AVAILABLE, f"CI must run the Docker tests, but: {REASON} (see /tmp/codegym-services/status.txt)"
 
