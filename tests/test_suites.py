@@ -191,7 +191,7 @@ def test_arith_masked_random_walks_compile_and_finish() -> None:
         assert type(namespace["f"](2)) is int
 
 
-@pytest.mark.parametrize("bad", [0, 6, "2", [], [1, 9]])
+@pytest.mark.parametrize("bad", [0, 6, "2", [], [1, 9], 2.5, None, True])
 def test_arith_bad_difficulty(bad: Any) -> None:
     with pytest.raises(ValueError, match="arith: difficulty"):
         arith.load(difficulty=bad)
@@ -200,6 +200,14 @@ def test_arith_bad_difficulty(bad: Any) -> None:
 def test_arith_bad_n() -> None:
     with pytest.raises(ValueError, match="arith: n must be a positive int, got 0"):
         arith.load(n=0)
+
+
+@pytest.mark.parametrize("module", [arith, listops], ids=["arith", "listops"])
+@pytest.mark.parametrize("bad", [None, 1.5, "0", True])
+def test_procedural_seed_must_be_an_int(module: Any, bad: Any) -> None:
+    # seed=None would seed from the OS: a different suite on every load, under one id prefix.
+    with pytest.raises(ValueError, match=r"seed must be an int \(suites are reproducible\), got"):
+        module.load(seed=bad)
 
 
 def test_splits_are_fixed_by_program_and_both_non_empty() -> None:

@@ -29,7 +29,12 @@ def difficulty_levels(difficulty: int | Sequence[int], *, suite: str, low: int, 
     Raises:
         ValueError: naming the suite, the value and the allowed range.
     """
-    levels = (difficulty,) if isinstance(difficulty, int) else tuple(difficulty)
+    if isinstance(difficulty, int):
+        levels: tuple[Any, ...] = (difficulty,)
+    elif isinstance(difficulty, Sequence) and not isinstance(difficulty, str):
+        levels = tuple(difficulty)
+    else:
+        levels = ()  # not an int or a sequence of them: the error below names the value
     if not levels or any(type(d) is not int or not low <= d <= high for d in levels):
         raise ValueError(
             f"{suite}: difficulty must be an int in {low}..{high} or a non-empty sequence of them, "
@@ -42,6 +47,12 @@ def check_count(n: int, *, suite: str) -> None:
     """Raise ``ValueError`` unless ``n`` is a positive int."""
     if type(n) is not int or n < 1:
         raise ValueError(f"{suite}: n must be a positive int, got {n!r}")
+
+
+def check_seed(seed: int, *, suite: str) -> None:
+    """Raise ``ValueError`` unless ``seed`` is an int (``None`` would seed from the OS: not reproducible)."""
+    if type(seed) is not int:
+        raise ValueError(f"{suite}: seed must be an int (suites are reproducible), got {seed!r}")
 
 
 def compile_function(program: str, entry_point: str) -> Callable[..., Any]:
@@ -93,6 +104,7 @@ def generate(
         ValueError: for a bad ``n`` or ``difficulty``.
     """
     check_count(n, suite=dsl)
+    check_seed(seed, suite=dsl)
     levels = difficulty_levels(difficulty, suite=dsl, low=1, high=max_difficulty)
     rng = random.Random(f"{dsl}:{seed}")
     tasks = []
