@@ -116,7 +116,7 @@ def test_filters(suite):
     ("kwargs", "message"),
     [
         ({"split": "validation"}, "split must be 'train' or 'test'"),
-        ({"difficulty": 4}, "unknown difficulty 4"),
+        ({"difficulty": 4}, "basic: unknown difficulty 4; known: 1, 2, 3"),
         ({"difficulty": True}, "unknown difficulty True"),
         ({"topic": ["dp", "trees"]}, "unknown topic trees"),
     ],
@@ -212,6 +212,11 @@ def test_duplicate_task_id_names_both_lines(tmp_path):
     path = _write(tmp_path, [line, line])
     with pytest.raises(TaskError, match=r"tasks\.jsonl:2: duplicate task id .*first at .*tasks\.jsonl:1"):
         basic.load(path)
+
+
+def test_path_of_the_wrong_type_is_named():
+    with pytest.raises(TypeError, match="data file path must be a str or path, got int 123"):
+        basic.load(123)
 
 
 def test_missing_file(tmp_path):

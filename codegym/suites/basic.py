@@ -96,7 +96,7 @@ def _as_set(value: Any, name: str, known: Sequence[Any]) -> set[Any]:
     values = {value} if isinstance(value, (str, int)) else set(value)
     unknown = sorted(str(v) for v in values if v not in known or isinstance(v, bool))
     if unknown:
-        raise ValueError(f"unknown {name} {', '.join(unknown)}; known: {', '.join(map(str, known))}")
+        raise ValueError(f"basic: unknown {name} {', '.join(unknown)}; known: {', '.join(map(str, known))}")
     return values
 
 

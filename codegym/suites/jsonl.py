@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
     Raises:
         TaskError: if the file is missing, or a line is not a JSON object (naming file and line).
+        TypeError: if ``path`` is not a str or path.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"data file path must be a str or path, got {type(path).__name__} {path!r:.60}")
     path = Path(path)
     if not path.is_file():
         raise TaskError(f"{path}: data file not found")
