@@ -67,19 +67,25 @@ _EXECUTOR_ARGS = (
 )
 
 
+def _keyword_names(cls: type) -> tuple[list[str], bool]:
+    """Keyword arguments of ``cls.__init__`` (not ``self``, ``workers``) and whether it takes ``**kwargs``."""
+    params = list(inspect.signature(cls.__init__).parameters.values())
+    named = [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "workers")
+    ]
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
 def _check_backend_kwargs(name: str, cls: type, kwargs: dict[str, Any]) -> None:
     """Raise a TypeError naming an argument that neither the Executor nor backend ``name`` takes."""
-    params = list(inspect.signature(cls.__init__).parameters.values())
-    accepted = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
-    if any(p.kind is p.VAR_KEYWORD for p in params):
+    accepted, open_ended = _keyword_names(cls)
+    if open_ended:
         if name != "ray":
             return
         # The Ray backend passes the rest to the LocalBackend inside each actor.
-        accepted += [
-            p.name
-            for p in inspect.signature(LocalBackend.__init__).parameters.values()
-            if p.kind is p.KEYWORD_ONLY
-        ]
+        accepted += _keyword_names(LocalBackend)[0]
     for key in kwargs:
         if key not in accepted:
             close = difflib.get_close_matches(key, [*_EXECUTOR_ARGS, *accepted], n=1)
