@@ -2,6 +2,12 @@
 
 The values compared here were decoded by :func:`decode_wire` from what the sandbox sent, so they are exact
 builtin types; nothing here ever calls a method of an object made by a candidate program.
+
+The wire format (tags ``t s f d b i`` for tuple, set, frozenset, dict, bytes and huge ints) has a second
+implementation in ``zygote.py`` on purpose: the zygote is a standalone, stdlib-only script that also runs
+inside the Docker image, where ``codegym`` is not installed, so it cannot import this module. This side
+is the stricter one (it rejects malformed input from the sandbox with :class:`WireError`). Every run
+crosses both: arguments go parent -> zygote, returned values zygote -> parent.
 """
 
 from __future__ import annotations
