@@ -7,7 +7,7 @@ failed on that job (a crashed or hung zygote, which is then restarted). A backen
 single job's fault.
 
 :class:`ZygotePool` implements the protocol over any command that starts a zygote and speaks frames on its
-stdin/stdout; :class:`LocalBackend` runs ``python -I zygote.py`` on this machine. The Docker backend
+stdin/stdout; :class:`LocalBackend` runs ``python -I -S zygote.py`` on this machine. The Docker backend
 subclasses :class:`ZygotePool` with a ``docker exec -i ... python3 -I -S zygote.py`` command (override
 :meth:`ZygotePool.command`), so the same parent code drives zygotes inside containers.
 """
@@ -431,7 +431,7 @@ class ZygotePool:
 
 
 class LocalBackend(ZygotePool):
-    """Zygotes on this machine, started with the trainer's interpreter: ``python -I zygote.py --preload``.
+    """Zygotes on this machine, started with the trainer's interpreter: ``python -I -S zygote.py --preload``.
 
     Args:
         workers: Number of zygotes (default: the number of CPU cores).
@@ -455,20 +455,60 @@ class LocalBackend(ZygotePool):
         self.extra_args = list(extra_args)
 
     def command(self, slot: int) -> list[str]:
-        """``python -I -c <import zygote; zygote.main()> --preload [options]``.
+        """``python -I -S -c <import zygote; zygote.main()> --preload [--site-dirs DIRS] [options]``.
 
         Importing the zygote (from its cached bytecode) instead of running it as a script keeps about
         2.5 MB of compiler garbage out of the zygote, and every fork copies less. Its directory is taken
-        off ``sys.path`` again so that programs cannot import CodeGym's modules by accident.
+        off ``sys.path`` again so that programs cannot import CodeGym's modules by accident. ``-S`` skips
+        the ``site`` module, whose ``.pth`` hooks (editable-install finders, setuptools' shim) would
+        import about 4 MB of modules (pathlib, urllib, ...) into the zygote; the trainer's site
+        directories are passed instead, so programs still import what the trainer has installed.
         """
         bootstrap = (
             f"import sys; sys.path.insert(0, {os.path.dirname(ZYGOTE_PATH)!r}); import zygote; "
             "del sys.path[0]; zygote.main()"
         )
-        argv = [self.python, "-I", "-c", bootstrap, "--preload", *self.extra_args]
+        argv = [self.python, "-I"]
+        if os.path.realpath(self.python) == os.path.realpath(sys.executable):
+            argv += ["-S", "-c", bootstrap, "--preload", "--site-dirs", os.pathsep.join(site_dirs())]
+        else:  # another interpreter: its own site module finds its own site directories
+            argv += ["-c", bootstrap, "--preload"]
+        argv += self.extra_args
         if not self.isolate:
             argv += ["--no-netns", "--no-mountns", "--no-cgroup"]
         return argv
+
+
+def site_dirs() -> list[str]:
+    """The running interpreter's site directories, as ``python -I`` adds them, without running ``.pth`` code.
+
+    The site-packages directories, then the directories that their ``.pth`` files name (``import``
+    lines, which run code, are skipped).
+    """
+    import site
+
+    dirs: list[str] = []
+    for base in site.getsitepackages():
+        if not os.path.isdir(base) or base in dirs:
+            continue
+        dirs.append(base)
+        try:
+            names = sorted(n for n in os.listdir(base) if n.endswith(".pth"))
+        except OSError:
+            continue
+        for name in names:
+            try:
+                lines = Path(base, name).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            for line in lines:
+                line = line.rstrip()
+                if not line or line.startswith(("#", "import ", "import\t")):
+                    continue
+                path = os.path.abspath(os.path.join(base, line))
+                if os.path.isdir(path) and path not in dirs:
+                    dirs.append(path)
+    return dirs
 
 
 def default_workers() -> int:

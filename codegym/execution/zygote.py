@@ -29,7 +29,8 @@ Launching
   without it, the entries owned by the run's uid (also in ``/var/tmp``); with no uid of its own, nothing
   (see ``Zygote._shared_dirs``). A zygote that cannot remove something exits after its reply.
 * ``--preload`` pre-imports common standard modules (typing, math, re, collections, ...) so children
-  get them for free; ``--preload-modules a,b,c`` chooses the list.
+  get them for free; ``--preload-modules a,b,c`` chooses the list. ``--site-dirs DIR:DIR`` appends import
+  directories to ``sys.path`` (the trainer's site-packages, for a zygote started with ``-S``).
 * Requests may be written ahead: the zygote reads the next request only after it answered the previous
   one, so a parent can queue a small request in the pipe to keep the zygote busy (keep queued requests
   smaller than the pipe buffer, or a blocking write can deadlock against a large reply).
@@ -390,15 +391,13 @@ def expose_paths(paths):
     (mode 755) into which only the needed entries are bind-mounted back: the sandbox can import the
     standard library but sees nothing else of that directory. Only ever called in a private namespace.
     """
-    import tempfile
-
     for _ in range(4):
         blocked = _blocked_dirs(paths)
         blocked.pop("/", None)
         if not blocked:
             return True
         for directory, names in sorted(blocked.items()):
-            stash = tempfile.mkdtemp(prefix="codegym-stash-", dir="/tmp")
+            stash = make_temp_dir("/tmp", "codegym-stash-")
             kept = []
             for name in sorted(names):
                 src = os.path.join(directory, name)
@@ -562,6 +561,34 @@ def remove_path(path):
         os.close(dir_fd)
 
 
+def temp_base():
+    """The directory for temporary files, chosen as ``tempfile.gettempdir`` chooses it.
+
+    Not imported from ``tempfile``: it and what it imports would add about a megabyte to the zygote,
+    which every fork then copies.
+    """
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        path = os.environ.get(name)
+        if path and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK):
+            return os.path.abspath(path)
+    for path in ("/tmp", "/var/tmp", "/usr/tmp"):
+        if os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK):
+            return path
+    return os.getcwd()
+
+
+def make_temp_dir(base, prefix):
+    """Create a new directory ``<base>/<prefix><random>`` with mode 700 (as ``tempfile.mkdtemp``)."""
+    for _ in range(100):
+        path = os.path.join(base, prefix + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError("no unused temporary directory name under %s" % base)
+
+
 def _remove_stale_cgroup(path):
     if os.path.isdir(path) and os.path.exists(path + "/cgroup.procs"):
         kill_cgroup(path, rounds=20)
@@ -651,11 +678,12 @@ def wait_child(pid, block):
             raise
 
 
-def _oom_kills(memcg):
-    if memcg is None:
+def _oom_kills(fd):
+    """The memory cgroup's ``oom_kill`` count, read from an open ``memory.oom_control`` (0 without one)."""
+    if fd is None:
         return 0
     try:
-        data = _read(memcg + "/memory.oom_control")
+        data = os.pread(fd, 4096, 0)
     except OSError:
         return 0
     at = data.find(b"\noom_kill ")
@@ -691,16 +719,23 @@ class Zygote:
             self.pidscg = make_cgroup("pids", name)
         self._memcg_limit = None
         self._pids_limit = None
+        # Opened once: a child joins the cgroups by writing "0" to these (inherited) descriptors, and
+        # takes stdin from /dev/null by dup2. Opening paths in every child costs more than its program.
+        self._cgroup_fds = [
+            os.open(cg + "/cgroup.procs", os.O_WRONLY) for cg in (self.memcg, self.pidscg) if cg
+        ]
+        self._devnull_fd = os.open(os.devnull, os.O_RDONLY)
+        self._oom_fd = os.open(self.memcg + "/memory.oom_control", os.O_RDONLY) if self.memcg else None
+        self._oom_count = _oom_kills(self._oom_fd)
         if sys.platform.startswith("linux"):
             _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # also loads libc once, so children do not pay for it
-        import tempfile
-
-        base = workroot or tempfile.gettempdir()
+            # Inherited by every child: no execve of theirs gains privileges (setuid bits, file caps).
+            # The zygote itself never executes another program.
+            _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+        base = workroot or temp_base()
         if not self.mountns:  # with a private /tmp there is nothing of earlier zygotes to see
-            import shutil
-
-            _sweep(base, "codegym-zygote-", lambda p: shutil.rmtree(p, ignore_errors=True))
-        self.workroot = tempfile.mkdtemp(prefix="codegym-zygote-%d-" % self.pid, dir=base)
+            _sweep(base, "codegym-zygote-", remove_path)
+        self.workroot = make_temp_dir(base, "codegym-zygote-%d-" % self.pid)
         os.chmod(self.workroot, 0o711)
         self.pidfd = hasattr(os, "pidfd_open")
         self.jobdir = os.path.join(self.workroot, "job")
@@ -871,8 +906,13 @@ class Zygote:
 
     def cleanup(self):
         """Kill leftovers, remove cgroups and the work root."""
-        import shutil
-
+        for fd in [*self._cgroup_fds, self._devnull_fd, self._oom_fd]:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._cgroup_fds = []
         for cg in (self.pidscg, self.memcg):
             if cg:
                 kill_cgroup(cg)
@@ -883,7 +923,7 @@ class Zygote:
                     os.rmdir(cg)
                 except OSError:
                     pass
-        shutil.rmtree(self.workroot, ignore_errors=True)
+        remove_path(self.workroot)
 
     # ------------------------------------------------------------------ one job
 
@@ -970,7 +1010,6 @@ class Zygote:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe()
-        oom_before = _oom_kills(self.memcg)
         t0 = time.monotonic()
         pid = os.fork()
         if pid == 0:  # ------------------------------------------------ child
@@ -986,8 +1025,12 @@ class Zygote:
         os.close(err_w)
         os.close(res_w)
         run = self._supervise(pid, out_r, err_r, res_r, t0, lim)
-        if run["limit"] is None and run["signal"] == signal.SIGKILL and _oom_kills(self.memcg) > oom_before:
-            run["limit"] = "memory"
+        if self._oom_fd is not None:
+            oom_count = _oom_kills(self._oom_fd)
+            if oom_count != self._oom_count:  # the memory cgroup killed a process of this run
+                self._oom_count = oom_count
+                if run["limit"] is None and run["signal"] == signal.SIGKILL:
+                    run["limit"] = "memory"
         try:
             os.rmdir(workdir)  # the common case: the program left nothing behind
         except OSError:
@@ -999,11 +1042,9 @@ class Zygote:
     def _enter_child(self, workdir, stdin_path, out_w, err_w, res_w, lim):
         """In the child, before any user code: session, cgroups, fds, limits, identity, environment."""
         os.setsid()
-        me = str(os.getpid())
-        for cg in (self.memcg, self.pidscg):
-            if cg:
-                _write(cg + "/cgroup.procs", me)
-        stdin_fd = os.open(stdin_path, os.O_RDONLY) if stdin_path else os.open(os.devnull, os.O_RDONLY)
+        for fd in self._cgroup_fds:
+            os.write(fd, b"0")  # "0": the writing process joins the cgroup
+        stdin_fd = os.open(stdin_path, os.O_RDONLY) if stdin_path else self._devnull_fd
         os.dup2(stdin_fd, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
@@ -1020,7 +1061,7 @@ class Zygote:
             os.setgid(self.uid)
             os.setuid(self.uid)
         if sys.platform.startswith("linux"):
-            _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+            # PR_SET_NO_NEW_PRIVS is inherited from the zygote (set once in Zygote.__init__).
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
 
     def _limits_for(self, lim):
@@ -1501,22 +1542,54 @@ PRELOAD = (
 )  # fmt: skip
 
 
+_USAGE = (
+    "usage: zygote.py [--uid auto|none|N] [--no-netns] [--no-mountns] [--no-cgroup] [--workroot DIR] "
+    "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR]"
+)
+_FLAGS = ("--no-netns", "--no-mountns", "--no-cgroup", "--preload")
+_VALUED = ("--uid", "--workroot", "--preload-modules", "--site-dirs")
+
+
+def parse_args(argv):
+    """The options of :func:`main` as a dict (keys without ``--``, ``-`` as ``_``).
+
+    Parsed by hand: ``argparse`` would stay imported in the zygote and make every fork copy more.
+    Exits with status 2 and a message naming the bad argument, as argparse does.
+    """
+    opts = {"uid": "auto", "workroot": None, "preload_modules": None, "site_dirs": None}
+    opts.update({flag[2:].replace("-", "_"): False for flag in _FLAGS})
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            sys.stdout.write(_USAGE + "\n")
+            raise SystemExit(0)
+        name, eq, value = arg.partition("=")
+        if name in _FLAGS and not eq:
+            opts[name[2:].replace("-", "_")] = True
+        elif name in _VALUED:
+            if not eq:
+                if not args:
+                    sys.stderr.write(
+                        "%s\nzygote.py: error: argument %s: expected one argument\n" % (_USAGE, name)
+                    )
+                    raise SystemExit(2)
+                value = args.pop(0)
+            opts[name[2:].replace("-", "_")] = value
+        else:
+            sys.stderr.write("%s\nzygote.py: error: unrecognized arguments: %s\n" % (_USAGE, arg))
+            raise SystemExit(2)
+    return opts
+
+
 def main(argv=None):
     """Parse the command line, set up the sandbox once, and serve requests on stdin/stdout."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="CodeGym sandbox zygote (see the module docstring)")
-    parser.add_argument("--uid", default="auto")
-    parser.add_argument("--no-netns", action="store_true")
-    parser.add_argument("--no-mountns", action="store_true")
-    parser.add_argument("--no-cgroup", action="store_true")
-    parser.add_argument("--workroot", default=None)
-    parser.add_argument("--preload", action="store_true")
-    parser.add_argument("--preload-modules", default=None, help="comma-separated modules to pre-import")
-    args = parser.parse_args(argv)
-    modules = list(PRELOAD) if args.preload else []
-    if args.preload_modules:
-        modules = [m for m in args.preload_modules.split(",") if m]
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts["site_dirs"]:  # started with -S: the import directories that site.py would have added
+        sys.path.extend(d for d in opts["site_dirs"].split(os.pathsep) if d and d not in sys.path)
+    modules = list(PRELOAD) if opts["preload"] else []
+    if opts["preload_modules"]:
+        modules = [m for m in opts["preload_modules"].split(",") if m]
     if modules:
         for name in modules:
             try:
@@ -1527,11 +1600,11 @@ def main(argv=None):
     out_fd = os.dup(1)
     os.dup2(2, 1)
     zygote = Zygote(
-        uid=args.uid,
-        netns=not args.no_netns,
-        mountns=not args.no_mountns,
-        cgroup=not args.no_cgroup,
-        workroot=args.workroot,
+        uid=opts["uid"],
+        netns=not opts["no_netns"],
+        mountns=not opts["no_mountns"],
+        cgroup=not opts["no_cgroup"],
+        workroot=opts["workroot"],
     )
     if hasattr(os, "set_inheritable"):
         os.set_inheritable(out_fd, False)
