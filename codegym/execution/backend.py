@@ -378,6 +378,8 @@ class ZygotePool:
             target = next((z for z in live if not z.inflight), None)
             payload: bytes | None = None
             if target is None:
+                if not any(len(z.inflight) < _PIPELINE_DEPTH for z in live):
+                    return  # every zygote is full: nothing to encode yet
                 payload = _encode_request(pending[0], jobs[pending[0]])
                 if len(payload) > _AHEAD_MAX_BYTES:
                     return

@@ -189,6 +189,16 @@ class _Plan:
     stdio_tests: list[tuple[int, TestCase]] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass(frozen=True)
+class _TaskPlan:
+    """What every run of a task sends: its tests split by mode, call tests in wire form (read-only)."""
+
+    call_tests: list[tuple[int, TestCase]]  # (slot, test)
+    stdio_tests: list[tuple[int, TestCase]]
+    wire_tests: list[dict[str, Any]]
+    stdin_tests: list[dict[str, Any]]
+
+
 class Executor:
     """Runs programs against tasks in a sandbox; a context manager.
 
@@ -249,6 +259,7 @@ class Executor:
     def _init_state(self) -> None:
         self._cache: OrderedDict[str, ExecutionResult] = OrderedDict()
         self._fingerprints: OrderedDict[int, tuple[Task, str]] = OrderedDict()
+        self._task_plans: OrderedDict[int, tuple[Task, _TaskPlan]] = OrderedDict()
         self.cache_hits = 0
         self.cache_misses = 0
         self._lock = threading.Lock()
@@ -326,6 +337,29 @@ class Executor:
         if len(self._fingerprints) > 4096:
             self._fingerprints.popitem(last=False)
         return digest
+
+    def _task_plan(self, task: Task) -> _TaskPlan:
+        """The tests of ``task`` split by mode, with call tests already in wire form (cached per task)."""
+        entry = self._task_plans.get(id(task))
+        if entry is not None and entry[0] is task:
+            self._task_plans.move_to_end(id(task))
+            return entry[1]
+        slots = list(enumerate((*task.tests, *task.visible_tests)))
+        call_tests = [(i, t) for i, t in slots if not isinstance(t, StdioTest)]
+        stdio_tests = [(i, t) for i, t in slots if isinstance(t, StdioTest)]
+        wire_tests: list[dict[str, Any]] = []
+        for _, test in call_tests:
+            if isinstance(test, CallTest):
+                wire_tests.append({"kind": "call", "args": [encode_wire(a) for a in test.args]})
+            else:
+                assert isinstance(test, AssertTest)
+                wire_tests.append({"kind": "assert", "code": test.code})
+        stdin_tests = [{"kind": "stdio", "stdin": t.stdin} for _, t in stdio_tests]  # type: ignore[union-attr]
+        plan = _TaskPlan(call_tests, stdio_tests, wire_tests, stdin_tests)
+        self._task_plans[id(task)] = (task, plan)
+        if len(self._task_plans) > 4096:
+            self._task_plans.popitem(last=False)
+        return plan
 
     def _key(self, task: Task, program: str) -> str:
         h = hashlib.sha256()
@@ -435,25 +469,18 @@ class Executor:
         plan = _Plan(task=task, program=program, key=key)
         if len(program.encode("utf-8", "surrogatepass")) > self.limits.max_program_bytes:
             return plan  # judged without running
-        slots = list(enumerate((*task.tests, *task.visible_tests)))
-        plan.call_tests = [(i, t) for i, t in slots if not isinstance(t, StdioTest)]
-        plan.stdio_tests = [(i, t) for i, t in slots if isinstance(t, StdioTest)]
+        task_plan = self._task_plan(task)
+        plan.call_tests = task_plan.call_tests
+        plan.stdio_tests = task_plan.stdio_tests
         limits = self.limits.wire()
         if plan.call_tests:
-            wire_tests = []
-            for _, test in plan.call_tests:
-                if isinstance(test, CallTest):
-                    wire_tests.append({"kind": "call", "args": [encode_wire(a) for a in test.args]})
-                else:
-                    assert isinstance(test, AssertTest)
-                    wire_tests.append({"kind": "assert", "code": test.code})
             plan.call_job = len(jobs)
             jobs.append(
                 {
                     "program": program,
                     "mode": "call",
                     "entry_point": task.entry_point,
-                    "tests": wire_tests,
+                    "tests": task_plan.wire_tests,
                     "limits": limits,
                 }
             )
@@ -464,7 +491,7 @@ class Executor:
                     "program": program,
                     "mode": "stdio",
                     "entry_point": task.entry_point,
-                    "tests": [{"kind": "stdio", "stdin": t.stdin} for _, t in plan.stdio_tests],  # type: ignore[union-attr]
+                    "tests": task_plan.stdin_tests,
                     "limits": limits,
                 }
             )
@@ -525,9 +552,18 @@ def _verified(test: TestCase) -> bool:
 
 
 def _parse_records(raw: Any) -> list[dict[str, Any]]:
-    records = []
+    records: list[dict[str, Any]] = []
     if not isinstance(raw, list):
         return records
+    if raw and all(isinstance(text, str) for text in raw):
+        # One parse for all records; if any record is malformed, each is parsed alone below. (Joining
+        # lets a record such as '{..},{..}' count as two: no more than the program could write itself.)
+        try:
+            joined = json.loads("[" + ",".join(raw) + "]")
+        except (ValueError, RecursionError):
+            pass
+        else:
+            return [record for record in joined if isinstance(record, dict)]
     for text in raw:
         if not isinstance(text, str):
             continue
