@@ -160,6 +160,10 @@ try:  # the C encoder: no Python-level code (that a program could patch) runs wh
 except (ImportError, AttributeError, TypeError):  # pragma: no cover - other interpreters
     _c_encoder = None
 _join = "".join
+try:
+    _scan_once = json.decoder.JSONDecoder().scan_once
+except AttributeError:  # pragma: no cover
+    _scan_once = None
 
 
 def _dumps_record(obj):
@@ -262,7 +266,7 @@ def write_all(fd, data):
 
 def send_frame(fd, obj):
     """Write one frame (JSON object) to ``fd``."""
-    payload = _json_dumps(obj, separators=(",", ":")).encode("utf-8")
+    payload = _dumps_record(obj).encode("utf-8")
     write_all(fd, _HEADER.pack(_len(payload)) + payload)
 
 
@@ -277,7 +281,19 @@ def read_frame(fd):
     body = read_exact(fd, n)
     if body is None:
         return None
-    return _json_loads(body.decode("utf-8"))
+    text = body.decode("utf-8")
+    if _scan_once is not None:
+        # The C scanner straight away: json.loads would add Python-level frames, a regex match and
+        # a decoder object per frame, and every object the zygote touches between forks is a page
+        # fault (a fork write-protects all of its memory). Frames have no surrounding whitespace.
+        try:
+            obj, end = _scan_once(text, 0)
+        except StopIteration:
+            raise ValueError("frame is not JSON") from None
+        if end != _len(text):
+            raise ValueError("extra data after the JSON object of a frame")
+        return obj
+    return _json_loads(text)
 
 
 # --------------------------------------------------------------------------- platform helpers
@@ -994,9 +1010,12 @@ class Zygote:
     def run_child(self, spec, stdin_text, lim):
         """Fork one child for ``spec``, supervise it to the end, clean up, and describe what happened."""
         workdir = self.jobdir
-        if os.path.lexists(workdir) and not remove_path(workdir):
-            raise OSError("cannot remove the previous work directory %s" % workdir)
-        os.mkdir(workdir, 0o700)
+        try:
+            os.mkdir(workdir, 0o700)
+        except FileExistsError:  # left by a run whose clean-up failed
+            if not remove_path(workdir):
+                raise OSError("cannot remove the previous work directory %s" % workdir) from None
+            os.mkdir(workdir, 0o700)
         stdin_path = None
         if stdin_text is not None:
             stdin_path = os.path.join(workdir, ".stdin")
@@ -1010,6 +1029,9 @@ class Zygote:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         res_r, res_w = os.pipe()
+        # Everything the supervision needs is built before the fork: what the zygote writes while the
+        # child lives, it must copy (copy-on-write), so the zygote only closes, polls and reads then.
+        watch = self._watch(out_r, err_r, res_r, lim)
         t0 = time.monotonic()
         pid = os.fork()
         if pid == 0:  # ------------------------------------------------ child
@@ -1024,7 +1046,7 @@ class Zygote:
         os.close(out_w)
         os.close(err_w)
         os.close(res_w)
-        run = self._supervise(pid, out_r, err_r, res_r, t0, lim)
+        run = self._supervise(pid, watch, t0, lim)
         if self._oom_fd is not None:
             oom_count = _oom_kills(self._oom_fd)
             if oom_count != self._oom_count:  # the memory cgroup killed a process of this run
@@ -1101,16 +1123,22 @@ class Zygote:
         self._rlimits[key] = limits
         return limits
 
-    def _supervise(self, pid, out_r, err_r, res_r, t0, lim):
-        """Drain the child's pipes until it exits or hits a limit; kill the whole job; reap it."""
+    @staticmethod
+    def _watch(out_r, err_r, res_r, lim):
+        """The poller and buffers that :meth:`_supervise` uses for the pipes of one child."""
         cap = lim["max_output_bytes"]
-        deadline = t0 + lim["timeout_s"]
         bufs = {out_r: [], err_r: [], res_r: []}
         sizes = {out_r: 0, err_r: 0, res_r: 0}
         caps = {out_r: cap, err_r: cap, res_r: max(cap, _MAX_RECORDS_BYTES)}
         poller = select.poll()
         for fd in bufs:
             poller.register(fd, select.POLLIN)
+        return out_r, err_r, res_r, bufs, sizes, caps, poller, set(bufs)
+
+    def _supervise(self, pid, watch, t0, lim):
+        """Drain the child's pipes until it exits or hits a limit; kill the whole job; reap it."""
+        out_r, err_r, res_r, bufs, sizes, caps, poller, open_fds = watch
+        deadline = t0 + lim["timeout_s"]
         pidfd = None
         if self.pidfd:
             try:
@@ -1122,7 +1150,6 @@ class Zygote:
         limit_stream = None
         status = None
         rusage = None
-        open_fds = set(bufs)
         while True:
             now = time.monotonic()
             if now >= deadline:
@@ -1227,11 +1254,17 @@ class Zygote:
                     bufs[fd].append(data[:room])
 
     def _kill_job(self, pid):
-        """SIGKILL the child's process group, its cgroup, and every process of the sandbox uid."""
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
+        """SIGKILL the child's process group, its cgroup, and every process of the sandbox uid.
+
+        With a cgroup, every process of the job is in it (the group and setsid daemons alike), so the
+        group needs no signal of its own. ``cgroup.procs`` is opened afresh for each look: cgroup v1
+        keeps a snapshot of the list per open file for a second, so a re-read could miss new processes.
+        """
+        if self.pidscg is None and self.memcg is None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
         if self.pidscg:
             kill_cgroup(self.pidscg)
         elif self.memcg:
