@@ -440,6 +440,10 @@ class LocalBackend(ZygotePool):
         python: Interpreter for the zygotes (default: ``sys.executable``).
         isolate: Use namespaces (network, mount) and cgroups where permitted. ``False`` keeps only
             rlimits, process groups and the scrubbed environment (useful for debugging).
+        pin_cpus: Pin zygote ``i`` (and so its children) to the ``i``-th CPU this process may use,
+            round robin. A forked child then runs on its zygote's core, where the pages it copies are
+            already in cache; unpinned, the scheduler tends to start it on the other core (about 9%
+            more throughput pinned, ``bench/executor.py``). ``False`` lets the scheduler place them.
         extra_args: More zygote options (see the zygote's module docstring).
     """
 
@@ -449,11 +453,13 @@ class LocalBackend(ZygotePool):
         *,
         python: str | None = None,
         isolate: bool = True,
+        pin_cpus: bool = True,
         extra_args: Sequence[str] = (),
     ) -> None:
         super().__init__(workers if workers is not None else default_workers())
         self.python = python or sys.executable
         self.isolate = isolate
+        self.pin_cpus = pin_cpus
         self.extra_args = list(extra_args)
 
     def command(self, slot: int) -> list[str]:
@@ -475,6 +481,10 @@ class LocalBackend(ZygotePool):
             argv += ["-S", "-c", bootstrap, "--preload", "--site-dirs", os.pathsep.join(site_dirs())]
         else:  # another interpreter: its own site module finds its own site directories
             argv += ["-c", bootstrap, "--preload"]
+        if self.pin_cpus:
+            cpus = usable_cpus()
+            if cpus:
+                argv += ["--cpu", str(cpus[slot % len(cpus)])]
         argv += self.extra_args
         if not self.isolate:
             argv += ["--no-netns", "--no-mountns", "--no-cgroup"]
@@ -513,9 +523,14 @@ def site_dirs() -> list[str]:
     return dirs
 
 
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on, in order (empty where the platform cannot tell)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+
+
 def default_workers() -> int:
     """One worker per usable core."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    return max(1, len(usable_cpus()) or os.cpu_count() or 1)

@@ -55,7 +55,9 @@ class ZygoteActor:
     """
 
     def __init__(self, workers: int, backend_kwargs: dict[str, Any]) -> None:
-        self.backend = LocalBackend(workers, **backend_kwargs)
+        # Several actors may share a node: pinning each one's zygotes to the node's first cores would
+        # stack them up, so the scheduler places them unless the caller asks otherwise.
+        self.backend = LocalBackend(workers, **{"pin_cpus": False, **backend_kwargs})
 
     def run_jobs(self, jobs: list[Job]) -> list[RawReply]:
         """Run the jobs on this node's pool; raw replies in order."""

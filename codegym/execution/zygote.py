@@ -31,6 +31,7 @@ Launching
 * ``--preload`` pre-imports common standard modules (typing, math, re, collections, ...) so children
   get them for free; ``--preload-modules a,b,c`` chooses the list. ``--site-dirs DIR:DIR`` appends import
   directories to ``sys.path`` (the trainer's site-packages, for a zygote started with ``-S``).
+* ``--cpu N`` pins the zygote, and so every child, to CPU ``N``.
 * Requests may be written ahead: the zygote reads the next request only after it answered the previous
   one, so a parent can queue a small request in the pipe to keep the zygote busy (keep queued requests
   smaller than the pipe buffer, or a blocking write can deadlock against a large reply).
@@ -45,7 +46,7 @@ The zygote writes a hello frame as soon as it is ready::
 
     {"type": "hello", "protocol": 1, "pid": int, "python": "3.11.7",
      "features": {"root": bool, "uid": int|null, "netns": bool, "mountns": bool,
-                  "cgroup_memory": str|null, "cgroup_pids": str|null, "pidfd": bool,
+                  "cgroup_memory": str|null, "cgroup_pids": str|null, "cpu": int|null, "pidfd": bool,
                   "workroot": str, "unreadable_paths": [str, ...]}}
 
 Requests (one at a time; the zygote answers each before reading the next)::
@@ -735,6 +736,7 @@ class Zygote:
             self.pidscg = make_cgroup("pids", name)
         self._memcg_limit = None
         self._pids_limit = None
+        self.cpu = None  # the CPU the zygote (and so each child) is pinned to, if any (set by main)
         # Opened once: a child joins the cgroups by writing "0" to these (inherited) descriptors, and
         # takes stdin from /dev/null by dup2. Opening paths in every child costs more than its program.
         self._cgroup_fds = [
@@ -856,6 +858,7 @@ class Zygote:
             "mountns": self.mountns,
             "cgroup_memory": self.memcg,
             "cgroup_pids": self.pidscg,
+            "cpu": self.cpu,
             "pidfd": self.pidfd,
             "workroot": self.workroot,
             # Import directories the sandbox uid cannot enter (then only pre-imported modules work).
@@ -1577,10 +1580,10 @@ PRELOAD = (
 
 _USAGE = (
     "usage: zygote.py [--uid auto|none|N] [--no-netns] [--no-mountns] [--no-cgroup] [--workroot DIR] "
-    "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR]"
+    "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR] [--cpu N]"
 )
 _FLAGS = ("--no-netns", "--no-mountns", "--no-cgroup", "--preload")
-_VALUED = ("--uid", "--workroot", "--preload-modules", "--site-dirs")
+_VALUED = ("--uid", "--workroot", "--preload-modules", "--site-dirs", "--cpu")
 
 
 def parse_args(argv):
@@ -1589,7 +1592,7 @@ def parse_args(argv):
     Parsed by hand: ``argparse`` would stay imported in the zygote and make every fork copy more.
     Exits with status 2 and a message naming the bad argument, as argparse does.
     """
-    opts = {"uid": "auto", "workroot": None, "preload_modules": None, "site_dirs": None}
+    opts = {"uid": "auto", "workroot": None, "preload_modules": None, "site_dirs": None, "cpu": None}
     opts.update({flag[2:].replace("-", "_"): False for flag in _FLAGS})
     args = list(argv)
     while args:
@@ -1618,6 +1621,13 @@ def parse_args(argv):
 def main(argv=None):
     """Parse the command line, set up the sandbox once, and serve requests on stdin/stdout."""
     opts = parse_args(sys.argv[1:] if argv is None else argv)
+    cpu = None
+    if opts["cpu"] is not None and hasattr(os, "sched_setaffinity"):
+        try:  # children inherit it: each runs on the core whose caches hold the zygote's pages
+            os.sched_setaffinity(0, {int(opts["cpu"])})
+            cpu = int(opts["cpu"])
+        except (ValueError, OSError):
+            pass
     if opts["site_dirs"]:  # started with -S: the import directories that site.py would have added
         sys.path.extend(d for d in opts["site_dirs"].split(os.pathsep) if d and d not in sys.path)
     modules = list(PRELOAD) if opts["preload"] else []
@@ -1639,6 +1649,7 @@ def main(argv=None):
         cgroup=not opts["no_cgroup"],
         workroot=opts["workroot"],
     )
+    zygote.cpu = cpu
     if hasattr(os, "set_inheritable"):
         os.set_inheritable(out_fd, False)
     import gc
