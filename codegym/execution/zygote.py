@@ -745,6 +745,9 @@ class Zygote:
         self._devnull_fd = os.open(os.devnull, os.O_RDONLY)
         self._oom_fd = os.open(self.memcg + "/memory.oom_control", os.O_RDONLY) if self.memcg else None
         self._oom_count = _oom_kills(self._oom_fd)
+        # pids.current counts the job's processes until they are reaped (zombies too): "0" after the
+        # main child is reaped means nothing of the job is left to kill or reap.
+        self._pids_current_fd = os.open(self.pidscg + "/pids.current", os.O_RDONLY) if self.pidscg else None
         if sys.platform.startswith("linux"):
             _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # also loads libc once, so children do not pay for it
             # Inherited by every child: no execve of theirs gains privileges (setuid bits, file caps).
@@ -780,19 +783,44 @@ class Zygote:
         dirs = []
         for path in paths:
             try:
-                dirs.append((path, frozenset(os.listdir(path)) if keep else None))
+                dirs.append(
+                    (path, frozenset(os.listdir(path)) if keep else None, self._empty_size(path, keep))
+                )
             except OSError:
                 pass
         return dirs
 
+    def _empty_size(self, path, keep):
+        """``st_size`` of ``path`` when it holds only the entries to keep, or None to always list it.
+
+        Only for this zygote's own tmpfs mounts (mount namespace), where a directory's size is 40
+        plus 20 per entry: a run that created, linked or renamed-in anything changes it, and the
+        sticky, root-owned directory lets a run neither remove nor rename the zygote's entries. So one
+        ``stat`` replaces a ``listdir`` per run; the size is checked against the count of entries.
+        """
+        if not keep or not self.mountns:
+            return None
+        try:
+            names = os.listdir(path)
+            size = os.stat(path).st_size
+        except OSError:
+            return None
+        return size if size == 40 + 20 * _len(names) else None
+
     def clean_shared_dirs(self):
         """After a run, once all its processes are dead: remove what it left in ``/tmp`` and ``/dev/shm``.
 
-        See :meth:`_shared_dirs` for what is removed in which mode. Costs one ``listdir`` per directory
-        when the run left nothing. What cannot be removed taints the zygote (it exits after the reply
-        and the pool starts a fresh one): the next run must not see it.
+        See :meth:`_shared_dirs` for what is removed in which mode. Costs one ``stat`` (own tmpfs) or
+        one ``listdir`` per directory when the run left nothing. What cannot be removed taints the
+        zygote (it exits after the reply and the pool starts a fresh one): the next run must not see it.
         """
-        for path, keep in self.shared_dirs:
+        for path, keep, empty_size in self.shared_dirs:
+            if empty_size is not None:
+                try:
+                    if os.stat(path).st_size == empty_size:
+                        continue  # nothing added (see _empty_size)
+                except OSError:
+                    pass
             try:
                 names = os.listdir(path)
             except OSError:
@@ -925,7 +953,7 @@ class Zygote:
 
     def cleanup(self):
         """Kill leftovers, remove cgroups and the work root."""
-        for fd in [*self._cgroup_fds, self._devnull_fd, self._oom_fd]:
+        for fd in [*self._cgroup_fds, self._devnull_fd, self._oom_fd, self._pids_current_fd]:
             if fd is not None:
                 try:
                     os.close(fd)
@@ -1190,7 +1218,9 @@ class Zygote:
                     status, rusage = wstatus, ru
                     break
         # The main child is done (or over a limit): nothing of the job may outlive it.
-        self._kill_job(pid)
+        job_left = status is None or not self._job_empty()
+        if job_left:
+            self._kill_job(pid)
         if status is None:
             _, status, rusage = wait_child(pid, True)
         if pidfd is not None:
@@ -1200,8 +1230,9 @@ class Zygote:
             os.close(fd)
         if pidfd is not None:
             os.close(pidfd)
-        reap()
-        _REAPED.clear()  # only orphans of this job are left in it: their statuses are of no interest
+        if job_left:
+            reap()
+            _REAPED.clear()  # only orphans of this job are left in it: their statuses are of no interest
         wall = time.monotonic() - t0
         exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
@@ -1255,6 +1286,15 @@ class Zygote:
                 sizes[fd] += _len(data)
                 if room > 0:
                     bufs[fd].append(data[:room])
+
+    def _job_empty(self):
+        """True if the pids cgroup holds no process of the job, not even a zombie (False if unknown)."""
+        if self._pids_current_fd is None:
+            return False
+        try:
+            return os.pread(self._pids_current_fd, 32, 0) == b"0\n"
+        except OSError:
+            return False
 
     def _kill_job(self, pid):
         """SIGKILL the child's process group, its cgroup, and every process of the sandbox uid.
