@@ -34,6 +34,7 @@ _HEADER = struct.Struct(">I")
 _MAX_REPLY = 256 * 1024 * 1024
 _HELLO_TIMEOUT_S = 30.0
 _GRACE_S = 5.0
+_READ_SIZE = 1 << 16
 
 Job = dict[str, Any]
 """A ``run`` request of the zygote protocol: ``program``, ``mode``, ``entry_point``, ``tests``, ``limits``."""
@@ -83,8 +84,42 @@ _PIPELINE_DEPTH = 2
 _AHEAD_MAX_BYTES = 32 * 1024
 
 
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# Frames are encoded and decoded by json's C accelerators straight away: json.dumps/loads would build an
+# encoder or decoder object per call (and check for cycles, which frames never have).
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_frame_encoder = (
+    _c_make_encoder(None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    if _c_make_encoder is not None
+    else None
+)
+_frame_scanner = json.decoder.JSONDecoder().scan_once
+
+
+def _dumps_frame(obj: dict[str, Any]) -> bytes:
+    """``obj`` as compact JSON bytes (what ``json.dumps(obj, separators=(",", ":"))`` gives)."""
+    if _frame_encoder is not None:
+        return "".join(_frame_encoder(obj, 0)).encode("utf-8")
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+def _loads_frame(payload: bytes) -> Any:
+    """Decode one frame's JSON (raises ValueError if it is not exactly one JSON value)."""
+    text = payload.decode("utf-8")
+    try:
+        obj, end = _frame_scanner(text, 0)
+    except StopIteration:
+        raise ValueError("frame is not JSON") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON value of a frame")
+    return obj
+
+
 def _encode_request(index: int, job: Job) -> bytes:
-    payload = json.dumps({"type": "run", "id": index, **job}, separators=(",", ":")).encode("utf-8")
+    payload = _dumps_frame({"type": "run", "id": index, **job})
     return _HEADER.pack(len(payload)) + payload
 
 
@@ -137,26 +172,29 @@ class ZygoteProcess:
 
     def send(self, obj: dict[str, Any]) -> None:
         """Write one request frame (blocking; the zygote reads requests promptly when idle)."""
-        payload = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+        payload = _dumps_frame(obj)
         self.send_bytes(_HEADER.pack(len(payload)) + payload)
 
     def send_bytes(self, frame: bytes) -> None:
-        """Write an already framed request."""
+        """Write an already framed request (straight to the pipe, blocking until all of it is written)."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(frame)
-        self.proc.stdin.flush()
+        fd = self.proc.stdin.fileno()
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(fd, view) :]
 
     def read_frames(self) -> list[dict[str, Any]]:
         """Read what is available without blocking; return the complete frames. EOF raises SandboxError."""
         while True:
             try:
-                chunk = os.read(self.out_fd, 1 << 20)
+                # A pipe holds 64 KiB: a bigger read size would only allocate (and shrink) more.
+                chunk = os.read(self.out_fd, _READ_SIZE)
             except BlockingIOError:
                 break
             if not chunk:
                 raise SandboxError(f"zygote exited (code {self.proc.poll()})")
             self._buf += chunk
-            if len(chunk) < (1 << 20):
+            if len(chunk) < _READ_SIZE:
                 break
         frames = []
         while len(self._buf) >= 4:
@@ -167,7 +205,7 @@ class ZygoteProcess:
                 break
             payload = bytes(self._buf[4 : 4 + size])
             del self._buf[: 4 + size]
-            frames.append(json.loads(payload.decode("utf-8")))
+            frames.append(_loads_frame(payload))
         return frames
 
     def alive(self) -> bool:
