@@ -570,3 +570,47 @@ def test_output_limit_names_the_stream(ex: codegym.Executor) -> None:
     assert r.feedback == (
         "Failed example: stdin='0 0'\n  Output limit exceeded: the program printed more than 1048576 bytes."
     )
+
+
+def test_run_jobs_reports_each_reply_once_in_arrival_order() -> None:
+    backend = LocalBackend(workers=1)
+    try:
+        slow = {
+            "program": "import time\ntime.sleep(0.3)\nprint('slow')\n",
+            "mode": "stdio",
+            "entry_point": "",
+            "tests": [{"kind": "stdio", "stdin": ""}],
+            "limits": {"timeout_s": 5.0},
+        }
+        fast = dict(slow, program="print('fast')\n")
+        calls: list[tuple[int, dict[str, object]]] = []
+        replies = backend.run_jobs([fast, slow, fast], on_reply=lambda i, r: calls.append((i, r)))
+        # One worker runs the jobs in order: each reply is reported once, when it arrives, and the
+        # reported objects are the ones returned.
+        assert [i for i, _ in calls] == [0, 1, 2]
+        assert [r for _, r in calls] == replies
+        assert [r["runs"][0]["stdout"] for r in replies] == ["fast\n", "slow\n", "fast\n"]
+    finally:
+        backend.close()
+
+
+def test_executor_works_with_a_backend_whose_run_jobs_has_no_on_reply() -> None:
+    class OldStyleBackend:
+        """A third-party backend written against the protocol before ``on_reply`` existed."""
+
+        def __init__(self) -> None:
+            self.inner = LocalBackend(workers=1)
+            self.workers = 1
+
+        def run_jobs(self, jobs):  # type: ignore[no-untyped-def]
+            return self.inner.run_jobs(jobs)
+
+        def features(self):  # type: ignore[no-untyped-def]
+            return self.inner.features()
+
+        def close(self) -> None:
+            self.inner.close()
+
+    with codegym.Executor(backend=OldStyleBackend(), cache=False) as ex:  # type: ignore[arg-type]
+        results = ex.run_batch([(ADD, ADD.reference), (ADD, "def add(a, b):\n    return a - b\n")])
+    assert [r.status for r in results] == ["passed", "failed"]

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,6 +35,9 @@ _MAX_REPLY = 256 * 1024 * 1024
 _HELLO_TIMEOUT_S = 30.0
 _GRACE_S = 5.0
 _READ_SIZE = 1 << 16
+
+ReplyCallback = Callable[[int, "RawReply"], None]
+"""``on_reply(job_index, raw_reply)``: told of each job's reply as soon as it is known."""
 
 Job = dict[str, Any]
 """A ``run`` request of the zygote protocol: ``program``, ``mode``, ``entry_point``, ``tests``, ``limits``."""
@@ -56,8 +59,12 @@ class Backend(Protocol):
 
     workers: int
 
-    def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
-        """Run every job (concurrently up to ``workers``) and return the raw replies in input order."""
+    def run_jobs(self, jobs: Sequence[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:
+        """Run every job (concurrently up to ``workers``) and return the raw replies in input order.
+
+        ``on_reply(index, reply)``, if given, is called once per job as soon as its reply is known
+        (before this returns), so that the caller can judge results while other jobs still run.
+        """
         ...
 
     def features(self) -> dict[str, Any]:
@@ -283,6 +290,19 @@ def _remove_cgroup(path: str) -> None:
         pass
 
 
+class _Replies(list):  # type: ignore[type-arg]
+    """The reply list of one batch: assigning a reply also reports it to ``on_reply``."""
+
+    def __init__(self, n: int, on_reply: ReplyCallback | None) -> None:
+        super().__init__([None] * n)
+        self._on_reply = on_reply
+
+    def __setitem__(self, index: Any, reply: Any) -> None:
+        super().__setitem__(index, reply)
+        if self._on_reply is not None:
+            self._on_reply(index, reply)
+
+
 class ZygotePool:
     """A pool of zygotes, one per worker, that runs jobs concurrently from one thread (no threads).
 
@@ -344,15 +364,19 @@ class ZygotePool:
         """The hello frames of the running zygotes (pid and features of each; empty before the first run)."""
         return [dict(z.hello) for z in self._zygotes if z is not None and z.hello is not None and z.alive()]
 
-    def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
-        """Run the jobs on the pool; replies in input order. A broken zygote fails only its own job."""
+    def run_jobs(self, jobs: Sequence[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:
+        """Run the jobs on the pool; replies in input order. A broken zygote fails only its own job.
+
+        ``on_reply(index, reply)`` is called for each job as soon as its reply arrives (see
+        :class:`Backend`); an exception it raises propagates after the zygotes are left consistent.
+        """
         if self._closed:
             raise SandboxError("backend is closed")
         with self._lock:
-            return self._run_jobs(list(jobs))
+            return self._run_jobs(list(jobs), on_reply)
 
-    def _run_jobs(self, jobs: list[Job]) -> list[RawReply]:
-        replies: list[RawReply | None] = [None] * len(jobs)
+    def _run_jobs(self, jobs: list[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:
+        replies: list[RawReply | None] = _Replies(len(jobs), on_reply)
         pending = deque(range(len(jobs)))
         busy: dict[int, ZygoteProcess] = {}
         sel = selectors.DefaultSelector()
@@ -387,7 +411,10 @@ class ZygotePool:
                     )
         finally:
             sel.close()
-        return [r if r is not None else {"type": "error", "message": "no reply"} for r in replies]
+        for index, reply in enumerate(replies):
+            if reply is None:
+                replies[index] = {"type": "error", "message": "no reply"}
+        return list(replies)
 
     def _dispatch(
         self,

@@ -45,6 +45,7 @@ from codegym.execution.backend import (
     ZYGOTE_PATH,
     Job,
     RawReply,
+    ReplyCallback,
     SandboxError,
     ZygotePool,
     default_workers,
@@ -262,14 +263,14 @@ class DockerBackend(ZygotePool):
             "--no-cgroup",
         ]
 
-    def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
+    def run_jobs(self, jobs: Sequence[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:
         """Run the jobs (see :meth:`ZygotePool.run_jobs`), first raising the containers' memory if needed."""
         jobs = list(jobs)
         need = max((_job_memory_mb(job) for job in jobs), default=0) + _MEMORY_HEADROOM_MB
         if need > self.container_memory_mb:
             with self._docker_lock:
                 self._raise_memory(need)
-        return super().run_jobs(jobs)
+        return super().run_jobs(jobs, on_reply)
 
     def _raise_memory(self, memory_mb: int) -> None:
         self.container_memory_mb = memory_mb

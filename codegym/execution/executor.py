@@ -443,27 +443,71 @@ class Executor:
             self.cache_misses += 1
             plans[key] = self._plan(task, program, key, jobs)
             waiting.append((index, key))
-        replies = self.backend.run_jobs(jobs) if jobs else []
         judged: dict[str, ExecutionResult] = {}
+        replies: list[RawReply | None] = [None] * len(jobs)
+        # Each plan is judged as soon as the replies of its jobs are in, while other jobs still run:
+        # judging after the whole batch would leave the sandbox idle meanwhile.
+        owner: dict[int, str] = {}
+        missing: dict[str, int] = {}
         for key, plan in plans.items():
-            try:
-                judged[key] = self._judge(plan, replies)
-            except Exception as exc:  # our own fault: never let one result break the batch
-                judged[key] = ExecutionResult(
-                    status="sandbox_error",
-                    feedback=f"internal error while judging: {type(exc).__name__}: {exc}",
-                    task_id=plan.task.task_id,
-                )
-            if self.cache_enabled and judged[key].status != "sandbox_error" and self.cache_size > 0:
-                self._cache[key] = judged[key]
-                if len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+            plan_jobs = [j for j in (plan.call_job, plan.stdio_job) if j is not None]
+            missing[key] = len(plan_jobs)
+            owner.update((j, key) for j in plan_jobs)
+
+        def on_reply(index: int, reply: RawReply) -> None:
+            replies[index] = reply
+            key = owner.get(index)
+            if key is not None and key not in judged:
+                missing[key] -= 1
+                if missing[key] <= 0:
+                    self._judge_into(judged, key, plans[key], replies)
+
+        if jobs:
+            if self._backend_streams():
+                final = self.backend.run_jobs(jobs, on_reply=on_reply)
+            else:
+                final = self.backend.run_jobs(jobs)
+            for index, reply in enumerate(final):
+                if replies[index] is None:
+                    on_reply(index, reply)
+        for key, plan in plans.items():  # plans without jobs (or a backend that lost a reply)
+            if key not in judged:
+                self._judge_into(judged, key, plan, replies)
         seen: set[str] = set()
         for index, key in waiting:
             result = judged[key]
             results[index] = result if key not in seen else dataclasses.replace(result, cached=True)
             seen.add(key)
         return [r for r in results if r is not None]
+
+    def _judge_into(
+        self, judged: dict[str, ExecutionResult], key: str, plan: _Plan, replies: Sequence[RawReply | None]
+    ) -> None:
+        """Judge ``plan`` into ``judged[key]`` (a fault of ours becomes ``sandbox_error``) and cache it."""
+        try:
+            judged[key] = self._judge(plan, replies)
+        except Exception as exc:  # our own fault: never let one result break the batch
+            judged[key] = ExecutionResult(
+                status="sandbox_error",
+                feedback=f"internal error while judging: {type(exc).__name__}: {exc}",
+                task_id=plan.task.task_id,
+            )
+        if self.cache_enabled and judged[key].status != "sandbox_error" and self.cache_size > 0:
+            self._cache[key] = judged[key]
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def _backend_streams(self) -> bool:
+        """Whether the backend's ``run_jobs`` takes ``on_reply`` (backends written before it do not)."""
+        cached = getattr(self, "_streams", None)
+        if cached is None:
+            try:
+                params = inspect.signature(self.backend.run_jobs).parameters
+                cached = "on_reply" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+            except (TypeError, ValueError):
+                cached = False
+            self._streams = cached
+        return cached
 
     def _plan(self, task: Task, program: str, key: str, jobs: list[Job]) -> _Plan:
         plan = _Plan(task=task, program=program, key=key)
@@ -499,7 +543,7 @@ class Executor:
 
     # ------------------------------------------------------------------ judging
 
-    def _judge(self, plan: _Plan, replies: Sequence[RawReply]) -> ExecutionResult:
+    def _judge(self, plan: _Plan, replies: Sequence[RawReply | None]) -> ExecutionResult:
         task = plan.task
         n_hidden = len(task.tests)
         if plan.call_job is None and plan.stdio_job is None:
@@ -514,7 +558,7 @@ class Executor:
         for job_index, handler in ((plan.call_job, judge.call_run), (plan.stdio_job, judge.stdio_runs)):
             if job_index is None:
                 continue
-            reply = replies[job_index]
+            reply = replies[job_index] or {"type": "error", "message": "no reply"}
             if reply.get("type") != "result" or not isinstance(reply.get("runs"), list):
                 message = str(reply.get("message", "no result"))
                 return _not_run(task, "sandbox_error", f"Sandbox error: {message}")

@@ -31,7 +31,14 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from codegym.execution.backend import Job, LocalBackend, RawReply, SandboxError, job_deadline_s
+from codegym.execution.backend import (
+    Job,
+    LocalBackend,
+    RawReply,
+    ReplyCallback,
+    SandboxError,
+    job_deadline_s,
+)
 
 _INFLIGHT_PER_ACTOR = 2
 _PLACEMENTS = ("node", "cpu")
@@ -241,8 +248,10 @@ class RayBackend:
 
     # ------------------------------------------------------------------ Backend protocol
 
-    def run_jobs(self, jobs: Sequence[Job]) -> list[RawReply]:
+    def run_jobs(self, jobs: Sequence[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:
         """Run the jobs on the actors (dynamic chunks, up to two in flight per actor); replies in order.
+
+        ``on_reply(index, reply)`` is called for each job when its chunk comes back.
 
         A failed actor call (the actor or its node died, or it did not answer within its deadline) gives
         its jobs ``error`` replies, so that they end as ``sandbox_error``; the actor is replaced before
@@ -261,7 +270,11 @@ class RayBackend:
         try:
             self._ensure_actors()
         except SandboxError as exc:
-            return [{"type": "error", "message": str(exc)} for _ in jobs]
+            failed: list[RawReply] = [{"type": "error", "message": str(exc)} for _ in jobs]
+            if on_reply is not None:
+                for i, reply in enumerate(failed):
+                    on_reply(i, reply)
+            return failed
         pending = deque(range(len(jobs)))
         total = sum(z for _, z in self._specs)
         inflight: dict[Any, tuple[int, list[int], float]] = {}
@@ -286,7 +299,10 @@ class RayBackend:
             if not inflight:  # every actor is gone and none could be replaced
                 message = "no Ray actor is left to run this job (see RayBackend.actor_failures)"
                 while pending:
-                    replies[pending.popleft()] = {"type": "error", "message": message}
+                    i = pending.popleft()
+                    replies[i] = {"type": "error", "message": message}
+                    if on_reply is not None:
+                        on_reply(i, replies[i])  # type: ignore[arg-type]
                 break
             wait_s = max(0.0, min(d for _, _, d in inflight.values()) - time.monotonic())
             done, _ = ray.wait(list(inflight), num_returns=1, timeout=wait_s)
@@ -315,7 +331,16 @@ class RayBackend:
                     killed.discard(actor_index)
                 for i, reply in zip(chunk, got):
                     replies[i] = reply
-        return [r if r is not None else {"type": "error", "message": "no reply"} for r in replies]
+                    if on_reply is not None:
+                        on_reply(i, reply)
+        out: list[RawReply] = []
+        for i, r in enumerate(replies):
+            if r is None:
+                r = {"type": "error", "message": "no reply"}
+                if on_reply is not None:
+                    on_reply(i, r)
+            out.append(r)
+        return out
 
     def features(self) -> dict[str, Any]:
         """The first actor's zygote features, plus the placement of every actor."""

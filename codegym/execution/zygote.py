@@ -1429,7 +1429,7 @@ def _split_records(data):
 def _emit(record):
     try:
         payload = _dumps_record(record).encode("utf-8")
-        data = _HEADER.pack(_len(payload)) + payload
+        data = _len(payload).to_bytes(4, "big") + payload
         while data:
             data = data[_os_write(_RESULT_FD, data) :]
     except _BaseException:
@@ -1475,7 +1475,9 @@ def _setup_stdio():
 
 def _flush():
     """Flush what the program printed: the current streams and the original ones (if it swapped them)."""
-    for stream in [sys.stdout, sys.stderr] + _STREAMS:
+    out, err = sys.stdout, sys.stderr
+    streams = (out, err) if out is _STREAMS[0] and err is _STREAMS[1] else (out, err, *_STREAMS)
+    for stream in streams:
         try:
             stream.flush()
         except _BaseException:
