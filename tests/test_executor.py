@@ -614,3 +614,19 @@ def test_executor_works_with_a_backend_whose_run_jobs_has_no_on_reply() -> None:
     with codegym.Executor(backend=OldStyleBackend(), cache=False) as ex:  # type: ignore[arg-type]
         results = ex.run_batch([(ADD, ADD.reference), (ADD, "def add(a, b):\n    return a - b\n")])
     assert [r.status for r in results] == ["passed", "failed"]
+
+
+def test_annotations_are_evaluated_as_python_does(ex: codegym.Executor) -> None:
+    # The zygote pre-computes common typing subscriptions; annotations must still be real objects,
+    # evaluated when the function is defined (a name missing from an annotation is a NameError).
+    task = Task("t/annot", "", "describe", "", tests=(CallTest((), "typing.List[int] typing.Optional[str]"),))
+    program = (
+        "from typing import List, Optional\n"
+        "def g(x: List[int]) -> Optional[str]:\n    return None\n"
+        "def describe():\n"
+        "    return str(g.__annotations__['x']) + ' ' + str(g.__annotations__['return'])\n"
+    )
+    assert ex.run(task, program).status == "passed"
+    broken = "def describe(x: Undefined) -> str:\n    return ''\n"
+    result = ex.run(task, broken)
+    assert result.status == "runtime_error" and "NameError" in result.feedback

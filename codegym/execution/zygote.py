@@ -1660,6 +1660,39 @@ def parse_args(argv):
     return opts
 
 
+def warm_typing():
+    """Compute common ``typing`` subscriptions (``List[int]``, ``Optional[str]``, ...) in the zygote.
+
+    ``typing`` caches each subscription, but a child's own computation would die with it: every
+    child whose annotations say ``List[int]`` would run typing's Python-level machinery anew (about a
+    quarter of a millisecond, most of it copying pages). Computed here, they are cache hits in every
+    child. Annotations are still evaluated as Python evaluates them; only the cache is warm.
+    """
+    typing = sys.modules.get("typing")
+    if typing is None:
+        return
+    t = typing
+    scalars = (int, float, str, bool, bytes, object, t.Any)
+    try:
+        for x in scalars:
+            for alias in (t.List[x], t.Set[x], t.Optional[x], t.Tuple[x, x], t.Tuple[x, ...], t.Sequence[x]):
+                t.Optional[alias]
+            t.Dict[str, x]
+            t.Dict[int, x]
+            t.List[t.List[x]]
+            t.List[t.Tuple[x, x]]
+            t.Iterable[x]
+            t.Union[x, None]
+        t.Union[int, float]
+        t.Union[int, str]
+        t.Tuple[int, int, int]
+        t.Tuple[str, int]
+        t.Tuple[int, str]
+        t.Tuple[t.List[int], t.List[int]]
+    except Exception:  # another typing version: nothing is lost but the head start
+        pass
+
+
 def main(argv=None):
     """Parse the command line, set up the sandbox once, and serve requests on stdin/stdout."""
     opts = parse_args(sys.argv[1:] if argv is None else argv)
@@ -1681,6 +1714,8 @@ def main(argv=None):
                 __import__(name)
             except Exception:
                 pass
+    if opts["preload"] or opts["preload_modules"]:
+        warm_typing()
     # The zygote's stdout carries frames only; anything printing to sys.stdout goes to stderr instead.
     out_fd = os.dup(1)
     os.dup2(2, 1)
