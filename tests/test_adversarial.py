@@ -226,6 +226,19 @@ CASES: list[tuple[str, str, str]] = [
         "runtime_error",
     ),
     (
+        # SysV shared memory, semaphores, message queues and POSIX message queues outlive their run:
+        # the sandbox's IPC namespace allows none (each creation below must fail).
+        "ipc_objects",
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nmade = []\n"
+        "if libc.shmget(0, 4096, 0o1666) >= 0: made.append('shm')\n"
+        "if libc.semget(0, 1, 0o1666) >= 0: made.append('sem')\n"
+        "if libc.msgget(0, 0o1666) >= 0: made.append('msg')\n"
+        "mq_open = getattr(libc, 'mq_open', None) or ctypes.CDLL('librt.so.1').mq_open\n"
+        "if mq_open(b'/codegym-probe', os.O_CREAT | os.O_RDWR, 0o600, None) >= 0: made.append('mq')\n"
+        "def add(a, b):\n    return a + b if not made else made\n",
+        "passed",
+    ),
+    (
         "tmp_escape",
         "open('/tmp/codegym-escape-{pid}', 'w').write('x')\ndef add(a, b):\n    return a + b\n",
         "passed",

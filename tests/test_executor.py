@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -630,3 +632,22 @@ def test_annotations_are_evaluated_as_python_does(ex: codegym.Executor) -> None:
     broken = "def describe(x: Undefined) -> str:\n    return ''\n"
     result = ex.run(task, broken)
     assert result.status == "runtime_error" and "NameError" in result.feedback
+
+
+IPC_LIMITS = ("/proc/sys/kernel/shmmni", "/proc/sys/kernel/msgmni", "/proc/sys/kernel/sem")
+
+
+def test_ipc_limits_of_the_host_are_never_changed() -> None:
+    # The zygote zeroes the SysV IPC limits only in an IPC namespace it has just made for itself; with
+    # isolation off it shares the host's namespace, whose limits must stay as they are.
+    if not Path("/proc/sys/kernel/shmmni").exists():
+        pytest.skip("no SysV IPC limits on this platform")
+    before = [Path(p).read_text() for p in IPC_LIMITS]
+    for isolate in (True, False):
+        with codegym.Executor(workers=1, cache=False, isolate=isolate) as ex:
+            assert ex.run(ADD, ADD.reference).passed
+            features = ex.backend.features()
+            if os.geteuid() == 0:
+                assert features["ipcns"] is isolate
+                assert features["ipc_objects_disabled"] is isolate
+    assert [Path(p).read_text() for p in IPC_LIMITS] == before

@@ -552,7 +552,7 @@ class LocalBackend(ZygotePool):
                 argv += ["--cpu", str(cpus[slot % len(cpus)])]
         argv += self.extra_args
         if not self.isolate:
-            argv += ["--no-netns", "--no-mountns", "--no-cgroup"]
+            argv += ["--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup"]
         return argv
 
 

@@ -131,6 +131,16 @@ def zygote_bootstrap() -> str:
     return code
 
 
+_IPC_SYSCTLS = {
+    "kernel.shmmni": "0",
+    "kernel.msgmni": "0",
+    "kernel.sem": "32000 1024000000 500 0",
+    "fs.mqueue.queues_max": "0",
+}
+"""Per-IPC-namespace limits of a sandbox container: no SysV shared memory, semaphores or message queues,
+and no POSIX message queues for its unprivileged runs."""
+
+
 class DockerBackend(ZygotePool):
     """Zygotes in warm Docker containers, one container per worker.
 
@@ -415,6 +425,10 @@ class DockerBackend(ZygotePool):
             "cap_drop": ["ALL"],
             "cap_add": list(_CAPABILITIES),
             "security_opt": ["no-new-privileges"],
+            # The container's own IPC namespace allows no SysV objects or POSIX message queues: they
+            # would outlive the run that made them and reach the next one (as in the local zygote).
+            "ipc_mode": "private",
+            "sysctls": dict(_IPC_SYSCTLS),
             "working_dir": WORKROOT,
             "environment": {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
             "stdin_open": False,

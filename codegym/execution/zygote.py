@@ -324,6 +324,7 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWNET = 0x40000000
 _MS_RDONLY = 1
 _MS_NOSUID = 2
@@ -340,6 +341,38 @@ def _unshare(flags):
     except Exception:
         return False
     return libc.unshare(flags) == 0
+
+
+def disable_ipc_objects(own_namespace):
+    """Zero the IPC namespace's limits on SysV IPC objects and POSIX message queues, where it is ours.
+
+    Unprivileged processes (the runs) can then create no shared memory segment, semaphore set or
+    message queue, which would otherwise outlive the run that made it. The limits are per IPC
+    namespace: they are written only when ``own_namespace`` (the zygote has just unshared a new one),
+    never otherwise (that would change the host's); a container's are set when it is created.
+    True if all four limits are zero.
+    """
+    limits = (
+        ("/proc/sys/kernel/shmmni", 0),
+        ("/proc/sys/kernel/msgmni", 0),
+        ("/proc/sys/fs/mqueue/queues_max", 0),
+        ("/proc/sys/kernel/sem", 3),  # SEMMSL SEMMNS SEMOPM SEMMNI: the fourth
+    )
+    if own_namespace:
+        for path, field in limits:
+            try:
+                values = _read(path).split()
+                values[field] = b"0"
+                _write(path, b" ".join(values).decode())
+            except (OSError, IndexError):
+                pass
+    for path, field in limits:
+        try:
+            if _read(path).split()[field] != b"0":
+                return False
+        except (OSError, IndexError):
+            return False
+    return True
 
 
 def _mount(source, target, fstype, flags, data):
@@ -713,14 +746,17 @@ def _oom_kills(fd):
 class Zygote:
     """The server: reads requests, forks children, supervises them and writes replies."""
 
-    def __init__(self, uid="auto", netns=True, mountns=True, cgroup=True, workroot=None):
+    def __init__(self, uid="auto", netns=True, mountns=True, cgroup=True, workroot=None, ipcns=True):
         self.pid = os.getpid()
         self.root = hasattr(os, "geteuid") and os.geteuid() == 0
         self.netns = False
         self.mountns = False
+        self.ipcns = False
         if self.root and sys.platform.startswith("linux"):
             if netns:
                 self.netns = _unshare(_CLONE_NEWNET)
+            if ipcns:
+                self.ipcns = _unshare(_CLONE_NEWIPC)
             if mountns:
                 self.mountns = setup_mount_namespace()
         if uid == "auto":
@@ -748,6 +784,10 @@ class Zygote:
         # pids.current counts the job's processes until they are reaped (zombies too): "0" after the
         # main child is reaped means nothing of the job is left to kill or reap.
         self._pids_current_fd = os.open(self.pidscg + "/pids.current", os.O_RDONLY) if self.pidscg else None
+        # SysV IPC objects and POSIX message queues outlive the process that made them: in the
+        # zygote's own IPC namespace (or a container's) their limits are set to zero, so that no
+        # run can leave one for the next. False where the limits could not be set.
+        self.ipc_disabled = disable_ipc_objects(self.ipcns) if sys.platform.startswith("linux") else False
         if sys.platform.startswith("linux"):
             _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # also loads libc once, so children do not pay for it
             # Inherited by every child: no execve of theirs gains privileges (setuid bits, file caps).
@@ -883,6 +923,8 @@ class Zygote:
             "root": self.root,
             "uid": self.uid,
             "netns": self.netns,
+            "ipcns": self.ipcns,
+            "ipc_objects_disabled": self.ipc_disabled,
             "mountns": self.mountns,
             "cgroup_memory": self.memcg,
             "cgroup_pids": self.pidscg,
@@ -1621,10 +1663,11 @@ PRELOAD = (
 
 
 _USAGE = (
-    "usage: zygote.py [--uid auto|none|N] [--no-netns] [--no-mountns] [--no-cgroup] [--workroot DIR] "
+    "usage: zygote.py [--uid auto|none|N] [--no-netns] [--no-ipcns] [--no-mountns] [--no-cgroup] "
+    "[--workroot DIR] "
     "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR] [--cpu N]"
 )
-_FLAGS = ("--no-netns", "--no-mountns", "--no-cgroup", "--preload")
+_FLAGS = ("--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup", "--preload")
 _VALUED = ("--uid", "--workroot", "--preload-modules", "--site-dirs", "--cpu")
 
 
@@ -1722,6 +1765,7 @@ def main(argv=None):
     zygote = Zygote(
         uid=opts["uid"],
         netns=not opts["no_netns"],
+        ipcns=not opts["no_ipcns"],
         mountns=not opts["no_mountns"],
         cgroup=not opts["no_cgroup"],
         workroot=opts["workroot"],
