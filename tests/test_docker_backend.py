@@ -252,6 +252,34 @@ def test_memory_limit_of_a_run_holds(dex: codegym.Executor) -> None:
 
 @pytest.mark.docker
 @needs_docker
+def test_a_run_killed_by_the_containers_oom_killer_is_memory_limit() -> None:
+    # Each process stays under the per-run address-space limit, but together they exceed the container:
+    # its memory cgroup kills the biggest, the run's main process. That is the run's memory, not a crash.
+    with codegym.Executor(
+        backend="docker", workers=1, timeout_s=10.0, memory_mb=230, max_procs=16, cache=False,
+        container_memory_mb=256,
+    ) as ex:  # fmt: skip
+        # The container gets memory_mb plus the zygote's headroom: 230 + 256 MB. The main process takes
+        # 220 MB first; then each of three children takes 150 MB: the main process is the biggest.
+        body = """
+import os, time
+for _ in range(3):
+    if os.fork() == 0:
+        time.sleep(1)
+        small = b'y' * (150 * 1024 * 1024)
+        time.sleep(5)
+        os._exit(0)
+big = b'x' * (220 * 1024 * 1024)
+time.sleep(6)
+return 0
+"""
+        result = run_probe(ex, body, 0)
+        assert result.status == "memory_limit", (result.status, result.feedback)
+        assert run_probe(ex, "return 2", 2).passed
+
+
+@pytest.mark.docker
+@needs_docker
 def test_container_memory_limit_holds_for_many_processes() -> None:
     # Each process stays under the per-run address-space limit (RLIMIT_AS), but together they exceed the
     # container's memory: the container's cgroup kills some of them, the sandbox survives.

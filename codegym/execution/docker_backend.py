@@ -271,6 +271,9 @@ class DockerBackend(ZygotePool):
             "--no-netns",
             "--no-mountns",
             "--no-cgroup",
+            # The container's memory cgroup is this zygote's alone: its OOM kills are the run's.
+            "--oom-control",
+            "/sys/fs/cgroup/memory/memory.oom_control",
         ]
 
     def run_jobs(self, jobs: Sequence[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:

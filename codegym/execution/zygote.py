@@ -32,6 +32,8 @@ Launching
   get them for free; ``--preload-modules a,b,c`` chooses the list. ``--site-dirs DIR:DIR`` appends import
   directories to ``sys.path`` (the trainer's site-packages, for a zygote started with ``-S``).
 * ``--cpu N`` pins the zygote, and so every child, to CPU ``N``.
+* ``--oom-control FILE``: without a cgroup of its own, count OOM kills in this ``memory.oom_control``
+  (the container's, for a zygote alone in a container), so that an OOM-killed run is ``memory_limit``.
 * Requests may be written ahead: the zygote reads the next request only after it answered the previous
   one, so a parent can queue a small request in the pipe to keep the zygote busy (keep queued requests
   smaller than the pipe buffer, or a blocking write can deadlock against a large reply).
@@ -917,6 +919,20 @@ class Zygote:
         if not hasattr(builtins, "exit"):  # `python -S` has no site module: programs still call exit()
             builtins.exit = builtins.quit = _Exit()
 
+    def watch_oom_kills(self, path):
+        """Count OOM kills from ``path`` (a ``memory.oom_control``) where the zygote has no cgroup.
+
+        For a zygote alone in a container: the container's memory cgroup is then the run's, and a run
+        whose main process it kills ends as ``memory_limit`` rather than ``runtime_error``.
+        """
+        if self._oom_fd is not None:
+            return
+        try:
+            self._oom_fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        self._oom_count = _oom_kills(self._oom_fd)
+
     def features(self):
         """What this zygote enforces (the hello frame's ``features``)."""
         return {
@@ -1664,11 +1680,11 @@ PRELOAD = (
 
 _USAGE = (
     "usage: zygote.py [--uid auto|none|N] [--no-netns] [--no-ipcns] [--no-mountns] [--no-cgroup] "
-    "[--workroot DIR] "
+    "[--workroot DIR] [--oom-control FILE] "
     "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR] [--cpu N]"
 )
 _FLAGS = ("--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup", "--preload")
-_VALUED = ("--uid", "--workroot", "--preload-modules", "--site-dirs", "--cpu")
+_VALUED = ("--uid", "--workroot", "--preload-modules", "--site-dirs", "--cpu", "--oom-control")
 
 
 def parse_args(argv):
@@ -1677,7 +1693,14 @@ def parse_args(argv):
     Parsed by hand: ``argparse`` would stay imported in the zygote and make every fork copy more.
     Exits with status 2 and a message naming the bad argument, as argparse does.
     """
-    opts = {"uid": "auto", "workroot": None, "preload_modules": None, "site_dirs": None, "cpu": None}
+    opts = {
+        "uid": "auto",
+        "workroot": None,
+        "preload_modules": None,
+        "site_dirs": None,
+        "cpu": None,
+        "oom_control": None,
+    }
     opts.update({flag[2:].replace("-", "_"): False for flag in _FLAGS})
     args = list(argv)
     while args:
@@ -1771,6 +1794,8 @@ def main(argv=None):
         workroot=opts["workroot"],
     )
     zygote.cpu = cpu
+    if opts["oom_control"]:
+        zygote.watch_oom_kills(opts["oom_control"])
     if hasattr(os, "set_inheritable"):
         os.set_inheritable(out_fd, False)
     import gc
