@@ -1670,11 +1670,15 @@ def _child_main(spec):
 
 # --------------------------------------------------------------------------- entry point
 
-# Modules that programs commonly import: children get them for free. Every module here also makes each
-# fork a little dearer (a bigger zygote), so the list is short (measured in bench/executor.py's numbers).
+# Modules that programs commonly import: children get them for free. Every module here also makes every
+# fork dearer (more memory and mappings to copy and tear down), so a module is here only if programs
+# import it often enough. Measured per run (child CPU of an empty program): heapq and bisect together
+# cost 0.02 ms and save 0.7-0.8 ms each when imported; random costs 0.05 ms (its after-fork reseed and
+# two extension modules) and saves 1.4 ms, so it pays only if more than one program in 30 imports it,
+# which generated solutions rarely do: it is left out (``--preload-modules`` chooses another list).
 PRELOAD = (
     "typing", "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string",
-    "operator", "copy", "random",
+    "operator", "copy",
 )  # fmt: skip
 
 
