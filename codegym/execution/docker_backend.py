@@ -274,6 +274,8 @@ class DockerBackend(ZygotePool):
             # The container's memory cgroup is this zygote's alone: its OOM kills are the run's.
             "--oom-control",
             "/sys/fs/cgroup/memory/memory.oom_control",
+            "--pids-current",
+            "/sys/fs/cgroup/pids/pids.current",
         ]
 
     def run_jobs(self, jobs: Sequence[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:

@@ -34,6 +34,8 @@ Launching
 * ``--cpu N`` pins the zygote, and so every child, to CPU ``N``.
 * ``--oom-control FILE``: without a cgroup of its own, count OOM kills in this ``memory.oom_control``
   (the container's, for a zygote alone in a container), so that an OOM-killed run is ``memory_limit``.
+* ``--pids-current FILE``: without a pids cgroup of its own, the count in this ``pids.current`` (the
+  container's) tells after a run whether any of its processes is left; if none, no kill is needed.
 * Requests may be written ahead: the zygote reads the next request only after it answered the previous
   one, so a parent can queue a small request in the pipe to keep the zygote busy (keep queued requests
   smaller than the pipe buffer, or a blocking write can deadlock against a large reply).
@@ -786,6 +788,7 @@ class Zygote:
         # pids.current counts the job's processes until they are reaped (zombies too): "0" after the
         # main child is reaped means nothing of the job is left to kill or reap.
         self._pids_current_fd = os.open(self.pidscg + "/pids.current", os.O_RDONLY) if self.pidscg else None
+        self._pids_idle = b"0\n"  # pids.current with no job process left
         # SysV IPC objects and POSIX message queues outlive the process that made them: in the
         # zygote's own IPC namespace (or a container's) their limits are set to zero, so that no
         # run can leave one for the next. False where the limits could not be set.
@@ -918,6 +921,25 @@ class Zygote:
 
         if not hasattr(builtins, "exit"):  # `python -S` has no site module: programs still call exit()
             builtins.exit = builtins.quit = _Exit()
+
+    def watch_pids(self, path):
+        """Check ``path`` (a ``pids.current``) after each run where the zygote has no pids cgroup.
+
+        For a zygote alone in a container: the container's count with the zygote idle is taken now;
+        after a run, the same count means that nothing of the run is left, and the helper that kills
+        the run's uid (a fork, and a scan of ``/proc``) is skipped.
+        """
+        if self._pids_current_fd is not None:
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            idle = os.pread(fd, 32, 0)
+        except OSError:
+            return
+        if not idle.strip().isdigit():
+            os.close(fd)
+            return
+        self._pids_current_fd, self._pids_idle = fd, idle
 
     def watch_oom_kills(self, path):
         """Count OOM kills from ``path`` (a ``memory.oom_control``) where the zygote has no cgroup.
@@ -1350,7 +1372,7 @@ class Zygote:
         if self._pids_current_fd is None:
             return False
         try:
-            return os.pread(self._pids_current_fd, 32, 0) == b"0\n"
+            return os.pread(self._pids_current_fd, 32, 0) == self._pids_idle
         except OSError:
             return False
 
@@ -1684,11 +1706,19 @@ PRELOAD = (
 
 _USAGE = (
     "usage: zygote.py [--uid auto|none|N] [--no-netns] [--no-ipcns] [--no-mountns] [--no-cgroup] "
-    "[--workroot DIR] [--oom-control FILE] "
+    "[--workroot DIR] [--oom-control FILE] [--pids-current FILE] "
     "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR] [--cpu N]"
 )
 _FLAGS = ("--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup", "--preload")
-_VALUED = ("--uid", "--workroot", "--preload-modules", "--site-dirs", "--cpu", "--oom-control")
+_VALUED = (
+    "--uid",
+    "--workroot",
+    "--preload-modules",
+    "--site-dirs",
+    "--cpu",
+    "--oom-control",
+    "--pids-current",
+)
 
 
 def parse_args(argv):
@@ -1704,6 +1734,7 @@ def parse_args(argv):
         "site_dirs": None,
         "cpu": None,
         "oom_control": None,
+        "pids_current": None,
     }
     opts.update({flag[2:].replace("-", "_"): False for flag in _FLAGS})
     args = list(argv)
@@ -1800,6 +1831,8 @@ def main(argv=None):
     zygote.cpu = cpu
     if opts["oom_control"]:
         zygote.watch_oom_kills(opts["oom_control"])
+    if opts["pids_current"]:
+        zygote.watch_pids(opts["pids_current"])
     if hasattr(os, "set_inheritable"):
         os.set_inheritable(out_fd, False)
     import gc
