@@ -118,6 +118,7 @@ _BIG_INT = 1 << 4000
 _RESULT_FD = 3
 _UID_BASE = 200000
 _COMPILE_IN_ZYGOTE_MAX = 64 * 1024
+_RECORDS_QUIET_S = 0.02
 
 # Bound before any user code runs, so that a program that patches builtins or modules in its own child
 # cannot change what the harness uses (it could still walk frames and fake its own records; that only
@@ -1242,7 +1243,7 @@ class Zygote:
         sizes = {out_r: 0, err_r: 0, res_r: 0}
         caps = {out_r: cap, err_r: cap, res_r: max(cap, _MAX_RECORDS_BYTES)}
         poller = select.poll()
-        for fd in bufs:
+        for fd in (out_r, err_r):  # the result channel joins later: see _supervise
             poller.register(fd, select.POLLIN)
         return out_r, err_r, res_r, bufs, sizes, caps, poller, set(bufs)
 
@@ -1261,12 +1262,21 @@ class Zygote:
         limit_stream = None
         status = None
         rusage = None
+        # The result channel is read once the child has run for a moment, not at every record: most
+        # runs end sooner, and then the zygote wakes once (at the exit) instead of once per test. A
+        # pipe holds 64 KiB of records; a run that writes more waits at most _RECORDS_QUIET_S for it.
+        records_watched = False
+        watch_records_at = t0 + _RECORDS_QUIET_S
         while True:
             now = time.monotonic()
             if now >= deadline:
                 limit = "timeout"
                 break
-            wait_ms = (deadline - now) * 1000 if pidfd is not None else min(10.0, (deadline - now) * 1000)
+            if not records_watched and (pidfd is None or now >= watch_records_at):
+                poller.register(res_r, select.POLLIN)
+                records_watched = True
+            until = deadline if records_watched else watch_records_at
+            wait_ms = (until - now) * 1000 if pidfd is not None else min(10.0, (until - now) * 1000)
             try:
                 events = poller.poll(max(1, int(wait_ms + 0.999)))
             except InterruptedError:
@@ -1305,6 +1315,8 @@ class Zygote:
             _, status, rusage = wait_child(pid, True)
         if pidfd is not None:
             poller.unregister(pidfd)  # readable for good now: it would turn the drain into a busy loop
+        if not records_watched:
+            poller.register(res_r, select.POLLIN)
         self._drain(open_fds, bufs, sizes, caps, poller)
         for fd in (out_r, err_r, res_r):
             os.close(fd)
@@ -1352,20 +1364,24 @@ class Zygote:
             events = poller.poll(50)
             if not events:
                 continue
-            for fd, _ in events:
+            for fd, revents in events:
                 if fd not in open_fds:
                     continue
-                data = self._read_some(fd)
-                if data is None:
-                    continue
-                if not data:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-                    continue
-                room = caps[fd] - sizes[fd]
-                sizes[fd] += _len(data)
-                if room > 0:
-                    bufs[fd].append(data[:room])
+                # POLLHUP: every writer is gone, so reads reach the end without blocking.
+                while True:
+                    data = self._read_some(fd)
+                    if data is None:
+                        break
+                    if not data:
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+                        break
+                    room = caps[fd] - sizes[fd]
+                    sizes[fd] += _len(data)
+                    if room > 0:
+                        bufs[fd].append(data[:room])
+                    if not revents & select.POLLHUP:
+                        break
 
     def _job_empty(self):
         """True if the pids cgroup holds no process of the job, not even a zombie (False if unknown)."""
