@@ -1093,6 +1093,9 @@ class Zygote:
                 "entry_point": req.get("entry_point", ""),
                 "tests": tests,
                 "code": code,
+                # Decoded here, once: the child inherits the values instead of building (and copying
+                # the pages of) its own. A malformed argument is the executor's fault, reported as such.
+                "arguments": [_from_wire(t["args"]) if t.get("kind") == "call" else None for t in tests],
             }
             runs.append(self.run_child(spec, None, lim))
         else:
@@ -1613,7 +1616,11 @@ def _child_main(spec):
         _exit(0)
     stdio = spec["mode"] == "stdio"
     # Arguments are decoded before any user code runs (json's Python layer uses patchable builtins).
-    arguments = [_from_wire(t["args"]) if t.get("kind") == "call" else None for t in spec.get("tests", [])]
+    arguments = spec.get("arguments")
+    if arguments is None:
+        arguments = [
+            _from_wire(t["args"]) if t.get("kind") == "call" else None for t in spec.get("tests", [])
+        ]
     ns = {"__name__": "__main__" if stdio else "__candidate__", "__builtins__": builtins}
     try:
         _exec(code, ns)
