@@ -219,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"codegym docker run_batch          : {_rate(n, docker_s):8.1f} programs/s "
                 f"({docker_s:.2f} s), {sum(r.passed for r in docker_results)}/{n} passed"
             )
+            docker_latency = empty_program_latency(backend="docker")
+            print(
+                f"  docker: empty program latency   : {docker_latency * 1000:8.2f} ms (median, Executor.run)"
+            )
         except Exception as exc:  # noqa: BLE001 - report and go on
             print(f"codegym docker run_batch          : unavailable ({exc})")
 
