@@ -578,7 +578,7 @@ def test_run_jobs_reports_each_reply_once_in_arrival_order() -> None:
     backend = LocalBackend(workers=1)
     try:
         slow = {
-            "program": "import time\ntime.sleep(0.3)\nprint('slow')\n",
+            "program": "import time\ntime.sleep(0.1)\nprint('slow')\n",  # not long enough to be gone round
             "mode": "stdio",
             "entry_point": "",
             "tests": [{"kind": "stdio", "stdin": ""}],
@@ -651,3 +651,27 @@ def test_ipc_limits_of_the_host_are_never_changed() -> None:
                 assert features["ipcns"] is isolate
                 assert features["ipc_objects_disabled"] is isolate
     assert [Path(p).read_text() for p in IPC_LIMITS] == before
+
+
+def test_quick_jobs_go_round_a_hanging_one() -> None:
+    # One worker: a program that sleeps until its timeout would hold up the whole batch. Once it has run
+    # for a while the pool starts an extra zygote for the pending jobs.
+    backend = LocalBackend(workers=1)
+    try:
+        job = {
+            "program": "print('ok')\n",
+            "mode": "stdio",
+            "entry_point": "",
+            "tests": [{"kind": "stdio", "stdin": ""}],
+            "limits": {"timeout_s": 3.0},
+        }
+        hang = dict(job, program="import time\ntime.sleep(100)\n")
+        order: list[int] = []
+        replies = backend.run_jobs([hang, job, job, job, job], on_reply=lambda i, r: order.append(i))
+        assert replies[0]["runs"][0]["limit"] == "timeout"
+        assert all(r["runs"][0]["stdout"] == "ok\n" for r in replies[1:])
+        # At most the job queued behind the hang (in its zygote's pipe) waits for it.
+        assert len(order[: order.index(0)]) >= 3, order
+        assert len(backend.hellos()) == 2
+    finally:
+        backend.close()

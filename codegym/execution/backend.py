@@ -89,6 +89,8 @@ def job_deadline_s(job: Job) -> float:
 # queued ahead only while more jobs are pending than there are zygotes: the tail of a batch is not.
 _PIPELINE_DEPTH = 2
 _AHEAD_MAX_BYTES = 32 * 1024
+# A job running this long is most likely waiting out its timeout: the pool goes round it (ZygotePool).
+_STUCK_S = 0.25
 
 
 def _not_json(value: Any) -> Any:
@@ -157,6 +159,7 @@ class ZygoteProcess:
         # Jobs sent and not yet answered, oldest first: the zygote runs them one after another.
         self.inflight: deque[int] = deque()
         self.deadline = 0.0  # when the oldest in-flight job must have been answered
+        self.started = 0.0  # when the oldest in-flight job started
 
     def wait_hello(self, timeout_s: float = _HELLO_TIMEOUT_S) -> dict[str, Any]:
         """Block until the hello frame arrives; raise :class:`SandboxError` if it does not."""
@@ -308,9 +311,17 @@ class ZygotePool:
 
     Subclasses choose how a zygote starts by overriding :meth:`command` (and :meth:`environment`).
 
+    A job that runs longer than ``_STUCK_S`` is most likely a program that hangs until its timeout. While
+    some are, up to :attr:`max_extra_zygotes` more zygotes take the pending jobs (one more per such job),
+    so that quick programs do not wait behind a batch's hangs. They are started when first needed and
+    kept; they take no job while no zygote is stuck.
+
     Args:
         workers: Number of zygotes (concurrent jobs).
     """
+
+    max_extra_zygotes = 0
+    """Zygotes beyond ``workers`` for the pending jobs while others are stuck (0: none)."""
 
     def __init__(self, workers: int) -> None:
         if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 256:
@@ -385,7 +396,10 @@ class ZygotePool:
                 self._dispatch(jobs, pending, busy, sel, replies)
                 if not busy:
                     continue
-                wait = max(0.0, min(z.deadline for z in busy.values()) - time.monotonic())
+                wake = min(z.deadline for z in busy.values())
+                if pending and self.max_extra_zygotes:  # wake up when a job becomes stuck, to go round it
+                    wake = min([wake, *(z.started + _STUCK_S for z in busy.values())])
+                wait = max(0.0, wake - time.monotonic())
                 for key, _ in sel.select(wait):
                     zyg = busy.get(key.fd)
                     if zyg is None:
@@ -400,7 +414,8 @@ class ZygotePool:
                             continue
                         replies[zyg.inflight.popleft()] = frame
                         if zyg.inflight:  # the next job starts now
-                            zyg.deadline = time.monotonic() + job_deadline_s(jobs[zyg.inflight[0]])
+                            zyg.started = time.monotonic()
+                            zyg.deadline = zyg.started + job_deadline_s(jobs[zyg.inflight[0]])
                     if not zyg.inflight:
                         sel.unregister(zyg.out_fd)
                         del busy[zyg.out_fd]
@@ -440,7 +455,14 @@ class ZygotePool:
                     replies[pending.popleft()] = {"type": "error", "message": f"cannot start sandbox: {exc}"}
                 return
             live = [z for z in self._zygotes if z is not None]
-            target = next((z for z in live if not z.inflight), None)
+            now = time.monotonic()
+            stuck = [z for z in live if z.inflight and now - z.started >= _STUCK_S]
+            running = sum(1 for z in live if z.inflight)
+            target = None
+            if running < self.workers + len(stuck):
+                target = next((z for z in live if not z.inflight), None)
+                if target is None and stuck and len(self._zygotes) < self.workers + self.max_extra_zygotes:
+                    target = self._start_extra()
             payload: bytes | None = None
             if target is None:
                 if len(pending) <= len(live) or not any(len(z.inflight) < _PIPELINE_DEPTH for z in live):
@@ -448,7 +470,10 @@ class ZygotePool:
                 payload = _encode_request(pending[0], jobs[pending[0]])
                 if len(payload) > _AHEAD_MAX_BYTES:
                     return
-                target = next((z for z in live if len(z.inflight) < _PIPELINE_DEPTH), None)
+                target = next(
+                    (z for z in live if len(z.inflight) < _PIPELINE_DEPTH and z.inflight and z not in stuck),
+                    None,
+                )
                 if target is None:
                     return
             index = pending.popleft()
@@ -459,11 +484,23 @@ class ZygotePool:
                 self._fail(target, busy, sel, replies, pending, f"sandbox process failed: {exc}")
                 continue
             if not target.inflight:
-                target.deadline = time.monotonic() + job_deadline_s(jobs[index])
+                target.started = time.monotonic()
+                target.deadline = target.started + job_deadline_s(jobs[index])
             target.inflight.append(index)
             if target.out_fd not in busy:
                 busy[target.out_fd] = target
                 sel.register(target.out_fd, selectors.EVENT_READ)
+
+    def _start_extra(self) -> ZygoteProcess | None:
+        """Start one more zygote (slot ``len(_zygotes)``); None if it does not come up."""
+        slot = len(self._zygotes)
+        try:
+            zyg = ZygoteProcess(self.command(slot), self.environment(slot))
+            zyg.wait_hello()
+        except (SandboxError, OSError):
+            return None
+        self._zygotes.append(zyg)
+        return zyg
 
     def _fail(
         self,
@@ -525,6 +562,7 @@ class LocalBackend(ZygotePool):
         self.python = python or sys.executable
         self.isolate = isolate
         self.pin_cpus = pin_cpus
+        self.max_extra_zygotes = self.workers  # at most twice as many zygotes while jobs hang
         self.extra_args = list(extra_args)
 
     def command(self, slot: int) -> list[str]:
