@@ -675,3 +675,23 @@ def test_quick_jobs_go_round_a_hanging_one() -> None:
         assert len(backend.hellos()) == 2
     finally:
         backend.close()
+
+
+def test_extra_zygotes_can_be_turned_off() -> None:
+    with pytest.raises(ValueError, match="extra_zygotes must be an int"):
+        LocalBackend(workers=1, extra_zygotes=-1)
+    backend = LocalBackend(workers=1, extra_zygotes=0)
+    try:
+        job = {
+            "program": "print('ok')\n",
+            "mode": "stdio",
+            "entry_point": "",
+            "tests": [{"kind": "stdio", "stdin": ""}],
+            "limits": {"timeout_s": 1.0},
+        }
+        hang = dict(job, program="import time\ntime.sleep(100)\n")
+        order: list[int] = []
+        backend.run_jobs([hang, job, job], on_reply=lambda i, r: order.append(i))
+        assert order == [0, 1, 2] and len(backend.hellos()) == 1  # one job at a time, in order
+    finally:
+        backend.close()

@@ -542,6 +542,10 @@ class LocalBackend(ZygotePool):
         python: Interpreter for the zygotes (default: ``sys.executable``).
         isolate: Use namespaces (network, mount) and cgroups where permitted. ``False`` keeps only
             rlimits, process groups and the scrubbed environment (useful for debugging).
+        extra_zygotes: At most this many zygotes beyond ``workers`` take pending jobs while jobs run
+            past 0.25 s (most likely waiting out their timeouts); default ``workers``. A job on an extra
+            zygote shares a core with the hanging ones, so one that needs most of its timeout in CPU
+            time can time out where it would not have alone: 0 keeps one job per worker.
         pin_cpus: Pin zygote ``i`` (and so its children) to the ``i``-th CPU this process may use,
             round robin. A forked child then runs on its zygote's core, where the pages it copies are
             already in cache; unpinned, the scheduler tends to start it on the other core (about 9%
@@ -555,6 +559,7 @@ class LocalBackend(ZygotePool):
         *,
         python: str | None = None,
         isolate: bool = True,
+        extra_zygotes: int | None = None,
         pin_cpus: bool = True,
         extra_args: Sequence[str] = (),
     ) -> None:
@@ -562,7 +567,15 @@ class LocalBackend(ZygotePool):
         self.python = python or sys.executable
         self.isolate = isolate
         self.pin_cpus = pin_cpus
-        self.max_extra_zygotes = self.workers  # at most twice as many zygotes while jobs hang
+        if extra_zygotes is None:
+            extra_zygotes = self.workers
+        if (
+            not isinstance(extra_zygotes, int)
+            or isinstance(extra_zygotes, bool)
+            or not 0 <= extra_zygotes <= 256
+        ):
+            raise ValueError(f"extra_zygotes must be an int in [0, 256], got {extra_zygotes!r}")
+        self.max_extra_zygotes = extra_zygotes
         self.extra_args = list(extra_args)
 
     def command(self, slot: int) -> list[str]:
