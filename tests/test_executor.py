@@ -574,17 +574,22 @@ def test_output_limit_names_the_stream(ex: codegym.Executor) -> None:
     )
 
 
+def _stdio_job(program: str, timeout_s: float = 5.0) -> dict[str, object]:
+    """A raw backend job: ``program`` run once as __main__ with empty stdin."""
+    return {
+        "program": program,
+        "mode": "stdio",
+        "entry_point": "",
+        "tests": [{"kind": "stdio", "stdin": ""}],
+        "limits": {"timeout_s": timeout_s},
+    }
+
+
 def test_run_jobs_reports_each_reply_once_in_arrival_order() -> None:
     backend = LocalBackend(workers=1)
     try:
-        slow = {
-            "program": "import time\ntime.sleep(0.1)\nprint('slow')\n",  # not long enough to be gone round
-            "mode": "stdio",
-            "entry_point": "",
-            "tests": [{"kind": "stdio", "stdin": ""}],
-            "limits": {"timeout_s": 5.0},
-        }
-        fast = dict(slow, program="print('fast')\n")
+        slow = _stdio_job("import time\ntime.sleep(0.1)\nprint('slow')\n")  # too short to be gone round
+        fast = _stdio_job("print('fast')\n")
         calls: list[tuple[int, dict[str, object]]] = []
         replies = backend.run_jobs([fast, slow, fast], on_reply=lambda i, r: calls.append((i, r)))
         # One worker runs the jobs in order: each reply is reported once, when it arrives, and the
@@ -658,14 +663,8 @@ def test_quick_jobs_go_round_a_hanging_one() -> None:
     # for a while the pool starts an extra zygote for the pending jobs.
     backend = LocalBackend(workers=1)
     try:
-        job = {
-            "program": "print('ok')\n",
-            "mode": "stdio",
-            "entry_point": "",
-            "tests": [{"kind": "stdio", "stdin": ""}],
-            "limits": {"timeout_s": 3.0},
-        }
-        hang = dict(job, program="import time\ntime.sleep(100)\n")
+        job = _stdio_job("print('ok')\n", timeout_s=3.0)
+        hang = _stdio_job("import time\ntime.sleep(100)\n", timeout_s=3.0)
         order: list[int] = []
         replies = backend.run_jobs([hang, job, job, job, job], on_reply=lambda i, r: order.append(i))
         assert replies[0]["runs"][0]["limit"] == "timeout"
@@ -682,14 +681,8 @@ def test_extra_zygotes_can_be_turned_off() -> None:
         LocalBackend(workers=1, extra_zygotes=-1)
     backend = LocalBackend(workers=1, extra_zygotes=0)
     try:
-        job = {
-            "program": "print('ok')\n",
-            "mode": "stdio",
-            "entry_point": "",
-            "tests": [{"kind": "stdio", "stdin": ""}],
-            "limits": {"timeout_s": 1.0},
-        }
-        hang = dict(job, program="import time\ntime.sleep(100)\n")
+        job = _stdio_job("print('ok')\n", timeout_s=1.0)
+        hang = _stdio_job("import time\ntime.sleep(100)\n", timeout_s=1.0)
         order: list[int] = []
         backend.run_jobs([hang, job, job], on_reply=lambda i, r: order.append(i))
         assert order == [0, 1, 2] and len(backend.hellos()) == 1  # one job at a time, in order
