@@ -207,3 +207,19 @@ def test_two_nodes_one_actor_each_and_a_lost_node() -> None:
     assert out["True"]["actors_after"] == 1
     # Without reservations the replacement is placed on the remaining node.
     assert out["False"]["actors_after"] == 2
+
+
+def test_an_address_where_no_cluster_runs_fails_fast_and_names_it() -> None:
+    import socket
+
+    from codegym.execution.backend import SandboxError
+    from codegym.execution.ray_backend import check_reachable
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):  # ray.init would wait without end
+        with pytest.raises(SandboxError, match=f"ray_address='{address}'"):
+            check_reachable(address, timeout_s=2.0)
+    for address in (None, "auto", "local"):
+        check_reachable(address)  # left to Ray

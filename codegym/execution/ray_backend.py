@@ -53,6 +53,29 @@ def ray_available() -> tuple[bool, str]:
     return True, ""
 
 
+def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Raise :class:`SandboxError` if ``address`` names a host and port that nothing answers on.
+
+    ``ray.init`` waits without end for an address where no cluster runs; this check fails in seconds
+    instead, naming the address. ``None``, ``"auto"`` and ``"local"`` are left to Ray.
+    """
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # not host:port: let Ray explain
+    import socket
+
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SandboxError(
+            f"cannot reach Ray at ray_address={address!r}: {type(exc).__name__}: {exc} "
+            "(is a cluster running there? `ray start --head` starts one)"
+        ) from exc
+
+
 class ZygoteActor:
     """The body of one Ray actor: a :class:`LocalBackend` with ``workers`` zygotes on its node.
 
@@ -136,6 +159,7 @@ class RayBackend:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             kwargs.update(init_kwargs or {})
+            check_reachable(ray_address)
             try:
                 ray.init(address=ray_address, **kwargs)
             except Exception as exc:  # ConnectionError, bad address, ...: say where it tried
