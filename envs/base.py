@@ -199,6 +199,11 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
         self._user_executor = executor
         self._owns_user_executor = False  # True only for an executor recreated on unpickling
         self._executor_kwargs = dict(executor_kwargs or {})
+        if executor is None and self._executor_kwargs:
+            from codegym import Executor
+
+            # A misspelt or out-of-range argument fails here, not at the first step (nothing starts).
+            Executor.check_arguments(**self._executor_kwargs)
         self._shared_executor: Any = None
         self.task: Task | None = None
         self._done = True

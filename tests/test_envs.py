@@ -399,3 +399,20 @@ def test_split_selects_sampled_tasks_but_spaces_cover_the_whole_suite():
     assert train.reset(options={"task_id": test_id})[1]["task_id"] == test_id  # options reach every task
     program_train = ProgramEnv("basic", split="train")
     assert program_train.observation_space == ProgramEnv("basic", split="test").observation_space
+
+
+@pytest.mark.parametrize(
+    "executor_kwargs,error,match",
+    [
+        ({"timeout": 2.0}, TypeError, "unknown argument 'timeout' \\(did you mean 'timeout_s'\\?\\)"),
+        ({"timeout_s": -1}, ValueError, "timeout_s must be a number"),
+        ({"backend": "nope"}, ValueError, "backend must be one of"),
+        ({"workers": 0}, ValueError, "workers must be an int"),
+    ],
+)
+def test_bad_executor_kwargs_fail_when_the_env_is_made(executor_kwargs, error, match):
+    # Checked when the environment is made (no sandbox is started), not at its first step.
+    with pytest.raises(error, match=match):
+        ProgramEnv(suite="basic", executor_kwargs=executor_kwargs)
+    env = ProgramEnv(suite="basic", executor_kwargs={"timeout_s": 2.0, "extra_zygotes": 0})
+    env.close()

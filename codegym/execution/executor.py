@@ -142,21 +142,16 @@ class Limits:
         }
 
 
-def make_backend(backend: str | Backend, workers: int | None, **kwargs: Any) -> Backend:
-    """Build a backend by name (``"local"``, ``"docker"``, ``"ray"``) or return a given instance.
+def backend_class(name: str) -> type:
+    """The class of the backend called ``name`` (``"local"``, ``"docker"``, ``"ray"``), imported if needed.
 
     Raises:
         ValueError: for an unknown name.
         ImportError: when the module of the named backend is missing (with what to install).
     """
-    if not isinstance(backend, str):
-        if isinstance(backend, Backend):
-            return backend
-        raise ValueError(f"backend must be one of {_BACKENDS} or a Backend instance, got {backend!r}")
-    if backend == "local":
-        _check_backend_kwargs("local", LocalBackend, kwargs)
-        return LocalBackend(workers, **kwargs)
-    if backend == "docker":
+    if name == "local":
+        return LocalBackend
+    if name == "docker":
         try:
             from codegym.execution.docker_backend import DockerBackend
         except ImportError as exc:
@@ -164,16 +159,66 @@ def make_backend(backend: str | Backend, workers: int | None, **kwargs: Any) -> 
                 f"the docker backend is not available ({exc}); "
                 "install codegym[docker] and see docs/sandbox.md"
             ) from exc
-        _check_backend_kwargs("docker", DockerBackend, kwargs)
-        return DockerBackend(workers=workers, **kwargs)
-    if backend == "ray":
+        return DockerBackend
+    if name == "ray":
         try:
             from codegym.execution.ray_backend import RayBackend
         except ImportError as exc:
             raise ImportError(f"the ray backend is not available ({exc}); install codegym[ray]") from exc
-        _check_backend_kwargs("ray", RayBackend, kwargs)
-        return RayBackend(workers=workers, **kwargs)
-    raise ValueError(f"backend must be one of {_BACKENDS} or a Backend instance, got {backend!r}")
+        return RayBackend
+    raise ValueError(f"backend must be one of {_BACKENDS} or a Backend instance, got {name!r}")
+
+
+def make_backend(backend: str | Backend, workers: int | None, **kwargs: Any) -> Backend:
+    """Build a backend by name (``"local"``, ``"docker"``, ``"ray"``) or return a given instance.
+
+    Raises:
+        ValueError: for an unknown name.
+        ImportError: when the module of the named backend is missing (with what to install).
+        TypeError: for a keyword argument that the backend does not take.
+    """
+    if not isinstance(backend, str):
+        if isinstance(backend, Backend):
+            return backend
+        raise ValueError(f"backend must be one of {_BACKENDS} or a Backend instance, got {backend!r}")
+    cls = backend_class(backend)
+    _check_backend_kwargs(backend, cls, kwargs)
+    if backend == "local":
+        return cls(workers, **kwargs)  # type: ignore[no-any-return]
+    return cls(workers=workers, **kwargs)  # type: ignore[no-any-return]
+
+
+def _checked_arguments(
+    backend: str | Backend,
+    timeout_s: float,
+    memory_mb: int,
+    workers: int | None,
+    cache_size: int,
+    max_output_bytes: int,
+    max_program_bytes: int,
+    max_file_mb: int,
+    max_open_files: int,
+    max_procs: int,
+    backend_kwargs: dict[str, Any],
+) -> Limits:
+    """Check the Executor's arguments (all of them, the backend's keywords included); the Limits."""
+    limits = Limits(
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        max_output_bytes=max_output_bytes,
+        max_file_mb=max_file_mb,
+        max_open_files=max_open_files,
+        max_procs=max_procs,
+        max_program_bytes=max_program_bytes,
+    )
+    if workers is not None:
+        _check_number("workers", workers, 1, 256, integer=True)
+    _check_number("cache_size", cache_size, 0, 1 << 40, integer=True)
+    if isinstance(backend, str):
+        _check_backend_kwargs(backend, backend_class(backend), backend_kwargs)
+    elif not isinstance(backend, Backend):
+        raise ValueError(f"backend must be one of {_BACKENDS} or a Backend instance, got {backend!r}")
+    return limits
 
 
 @dataclasses.dataclass
@@ -236,18 +281,10 @@ class Executor:
         max_procs: int = 32,
         **backend_kwargs: Any,
     ) -> None:
-        self.limits = Limits(
-            timeout_s=timeout_s,
-            memory_mb=memory_mb,
-            max_output_bytes=max_output_bytes,
-            max_file_mb=max_file_mb,
-            max_open_files=max_open_files,
-            max_procs=max_procs,
-            max_program_bytes=max_program_bytes,
-        )
-        if workers is not None:
-            _check_number("workers", workers, 1, 256, integer=True)
-        _check_number("cache_size", cache_size, 0, 1 << 40, integer=True)
+        self.limits = _checked_arguments(
+            backend, timeout_s, memory_mb, workers, cache_size, max_output_bytes, max_program_bytes,
+            max_file_mb, max_open_files, max_procs, backend_kwargs,
+        )  # fmt: skip
         self._backend_spec = backend
         self._backend_kwargs = backend_kwargs
         self.workers = workers
@@ -255,6 +292,29 @@ class Executor:
         self.cache_size = cache_size
         self.backend: Backend = make_backend(backend, workers, **backend_kwargs)
         self._init_state()
+
+    @staticmethod
+    def check_arguments(backend: str | Backend = "local", **kwargs: Any) -> None:
+        """Validate ``Executor(backend, **kwargs)`` without starting anything (no backend is built).
+
+        Environments call this when they are made with ``executor_kwargs``, so that a misspelt or
+        out-of-range argument fails there rather than at the first step.
+
+        Raises:
+            TypeError: for an argument that neither the Executor nor the backend takes.
+            ValueError: for a value out of range (the message names it and the range).
+            ImportError: when the named backend's module is missing.
+        """
+        params = inspect.signature(Executor.__init__).parameters
+        own = {k: v for k, v in kwargs.items() if k in params and k not in ("self", "backend")}
+        rest = {k: v for k, v in kwargs.items() if k not in own}
+        defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+        args = {**defaults, **own}
+        _checked_arguments(
+            backend, args["timeout_s"], args["memory_mb"], args["workers"], args["cache_size"],
+            args["max_output_bytes"], args["max_program_bytes"], args["max_file_mb"],
+            args["max_open_files"], args["max_procs"], rest,
+        )  # fmt: skip
 
     def _init_state(self) -> None:
         self._cache: OrderedDict[str, ExecutionResult] = OrderedDict()
