@@ -688,3 +688,38 @@ def test_extra_zygotes_can_be_turned_off() -> None:
         assert order == [0, 1, 2] and len(backend.hellos()) == 1  # one job at a time, in order
     finally:
         backend.close()
+
+
+def test_programs_import_what_the_trainer_has_installed(ex: codegym.Executor) -> None:
+    # The zygote starts without the site module (-S); the trainer's site directories are passed in.
+    task = Task("t/np", "", "total", "", tests=(CallTest((), 6),))
+    result = ex.run(task, "import numpy as np\ndef total():\n    return int(np.arange(4).sum())\n")
+    assert result.status == "passed", (result.status, result.feedback, result.stderr[-300:])
+
+
+def test_site_dirs_follow_pth_paths_but_run_no_pth_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import site
+
+    from codegym.execution.backend import site_dirs
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (tmp_path / "a.pth").write_text(f"# a comment\n{extra}\nimport sys; sys.exit('ran')\nmissing-dir\n")
+    monkeypatch.setattr(site, "getsitepackages", lambda: [str(tmp_path)])
+    assert site_dirs() == [str(tmp_path), str(extra)]
+
+
+def test_zygotes_are_pinned_round_robin_unless_asked_not_to() -> None:
+    from codegym.execution.backend import usable_cpus
+
+    cpus = usable_cpus()
+    for pin in (True, False):
+        with codegym.Executor(workers=2, cache=False, pin_cpus=pin) as pinned:
+            pinned.run_batch([(ADD, ADD.reference), (ADD, ADD.reference + "#")])
+            got = [h["features"]["cpu"] for h in pinned.backend.hellos()]
+        if pin:
+            assert sorted(got) == sorted([cpus[0], cpus[1 % len(cpus)]])
+        else:
+            assert got == [None, None]
