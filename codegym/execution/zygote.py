@@ -1296,11 +1296,7 @@ class Zygote:
                     poller.unregister(fd)
                     open_fds.discard(fd)
                     continue
-                sizes[fd] += _len(data)
-                if sizes[fd] <= caps[fd]:
-                    bufs[fd].append(data)
-                else:
-                    bufs[fd].append(data[: max(0, caps[fd] - (sizes[fd] - _len(data)))])
+                if self._take(fd, data, bufs, sizes, caps):
                     limit = "output"
                     limit_stream = {out_r: "stdout", err_r: "stderr", res_r: "results"}[fd]
             if limit:
@@ -1352,6 +1348,15 @@ class Zygote:
         }
 
     @staticmethod
+    def _take(fd, data, bufs, sizes, caps):
+        """Count ``data`` read from ``fd`` and keep what fits under its cap; True once over the cap."""
+        room = caps[fd] - sizes[fd]
+        sizes[fd] += _len(data)
+        if room > 0:
+            bufs[fd].append(data if _len(data) <= room else data[:room])
+        return sizes[fd] > caps[fd]
+
+    @staticmethod
     def _read_some(fd):
         try:
             return os.read(fd, 1 << 16)
@@ -1379,10 +1384,7 @@ class Zygote:
                         poller.unregister(fd)
                         open_fds.discard(fd)
                         break
-                    room = caps[fd] - sizes[fd]
-                    sizes[fd] += _len(data)
-                    if room > 0:
-                        bufs[fd].append(data[:room])
+                    self._take(fd, data, bufs, sizes, caps)
                     if not revents & select.POLLHUP:
                         break
 
