@@ -723,3 +723,27 @@ def test_zygotes_are_pinned_round_robin_unless_asked_not_to() -> None:
             assert sorted(got) == sorted([cpus[0], cpus[1 % len(cpus)]])
         else:
             assert got == [None, None]
+
+
+def test_import_directories_under_tmp_stay_visible(tmp_path: Path) -> None:
+    # A virtual environment made under /tmp (a CI checkout, say) would vanish under the sandbox's
+    # private /tmp: the zygote binds such import directories back, read-only.
+    if os.geteuid() != 0:
+        pytest.skip("the private /tmp needs the mount namespace (root)")
+    site_dir = tmp_path / "site-packages"
+    site_dir.mkdir()
+    (site_dir / "codegym_probe_mod.py").write_text("VALUE = 41\n")
+    for path in (site_dir, *site_dir.parents):
+        if path == Path("/tmp"):
+            break
+        path.chmod(0o755)  # as a directory made with the usual umask
+    backend = LocalBackend(workers=1, extra_args=["--site-dirs", str(site_dir)])
+    with codegym.Executor(backend=backend, cache=False) as sandbox:
+        task = Task("t/tmpmod", "", "get", "", tests=(CallTest((), 42),))
+        program = "import codegym_probe_mod\ndef get():\n    return codegym_probe_mod.VALUE + 1\n"
+        result = sandbox.run(task, program)
+        assert result.status == "passed", (result.status, result.feedback)
+        target = str(site_dir / "new.py")
+        write = f"def get():\n    open({target!r}, 'w').write('x')\n    return 42\n"
+        assert sandbox.run(task, write).status == "runtime_error"  # read-only
+    assert not (site_dir / "new.py").exists()

@@ -406,17 +406,46 @@ def setup_mount_namespace():
     # Without private propagation, the mounts below could propagate to the host: stop if this fails.
     if not _mount("none", "/", None, _MS_REC | _MS_PRIVATE, None):
         return False
-    for path, size in (("/tmp", "1g"), ("/dev/shm", "64m")):
-        if os.path.isdir(path):
-            if not _mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=%s,mode=1777" % size):
-                return False
-    expose_paths([p for p in sys.path + [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable)] if p])
+    needed = [p for p in sys.path + [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable)] if p]
+    # Import directories under /tmp or /dev/shm (a virtual environment made there, say) would vanish
+    # under the private tmpfs: hold them open, and bind them back (read-only) once it is mounted.
+    held = _hold_paths_under(needed, ("/tmp", "/dev/shm"))
+    try:
+        for path, size in (("/tmp", "1g"), ("/dev/shm", "64m")):
+            if os.path.isdir(path):
+                if not _mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=%s,mode=1777" % size):
+                    return False
+        for path, fd in held:
+            os.makedirs(path, 0o755, exist_ok=True)
+            if _mount("/proc/self/fd/%d" % fd, path, None, _MS_BIND | _MS_REC, None):
+                _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, None)
+    finally:
+        for _, fd in held:
+            os.close(fd)
+    expose_paths(needed)
     skip = ("/proc", "/sys", "/dev", "/tmp")
     for point in _mount_points():
         if any(point == s or point.startswith(s + "/") for s in skip):
             continue
         _mount(None, point, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID, None)
     return True
+
+
+def _hold_paths_under(paths, tops):
+    """Open (``O_PATH``) the outermost existing directories of ``paths`` that lie under one of ``tops``."""
+    real = {os.path.realpath(p) for p in paths}
+    under = sorted(p for p in real if any(p.startswith(t + "/") for t in tops))
+    outer = []
+    for path in under:
+        if os.path.isdir(path) and not any(path.startswith(o + "/") for o in outer):
+            outer.append(path)
+    held = []
+    for path in outer:
+        try:
+            held.append((path, os.open(path, getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)))
+        except OSError:
+            pass
+    return held
 
 
 def _blocked_dirs(paths):
