@@ -747,3 +747,24 @@ def test_import_directories_under_tmp_stay_visible(tmp_path: Path) -> None:
         write = f"def get():\n    open({target!r}, 'w').write('x')\n    return 42\n"
         assert sandbox.run(task, write).status == "runtime_error"  # read-only
     assert not (site_dir / "new.py").exists()
+
+
+def test_a_failing_on_reply_is_raised_after_the_batch_and_leaves_the_pool_consistent() -> None:
+    backend = LocalBackend(workers=1)
+    try:
+        jobs = [_stdio_job(f"print({i})\n") for i in range(4)]
+        seen: list[int] = []
+
+        def explode(index: int, reply: dict[str, object]) -> None:
+            seen.append(index)
+            if index == 0:
+                raise KeyError("boom")
+
+        with pytest.raises(KeyError, match="boom"):
+            backend.run_jobs(jobs, on_reply=explode)
+        assert sorted(seen) == [0, 1, 2, 3]  # every job was still run and reported
+        # The next batch reads its own replies, not leftovers of the first.
+        replies = backend.run_jobs([_stdio_job("print('next')\n")])
+        assert replies[0]["runs"][0]["stdout"] == "next\n"
+    finally:
+        backend.close()

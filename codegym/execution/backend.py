@@ -294,16 +294,35 @@ def _remove_cgroup(path: str) -> None:
 
 
 class _Replies(list):  # type: ignore[type-arg]
-    """The reply list of one batch: assigning a reply also reports it to ``on_reply``."""
+    """The reply list of one batch: assigning a reply also reports it to ``on_reply``.
+
+    An exception raised by ``on_reply`` is kept (the first one) and raised by :meth:`finish`, once every
+    job has its reply: raised in the middle, it would leave zygotes with jobs whose replies the next
+    batch would read as its own.
+    """
 
     def __init__(self, n: int, on_reply: ReplyCallback | None) -> None:
         super().__init__([None] * n)
         self._on_reply = on_reply
+        self.error: BaseException | None = None
 
     def __setitem__(self, index: Any, reply: Any) -> None:
         super().__setitem__(index, reply)
         if self._on_reply is not None:
-            self._on_reply(index, reply)
+            try:
+                self._on_reply(index, reply)
+            except BaseException as exc:  # noqa: BLE001 - raised by finish(), after the batch
+                if self.error is None:
+                    self.error = exc
+
+    def finish(self) -> list[Any]:
+        """Every missing reply as an error, reported too; then the callback's first exception, if any."""
+        for index, reply in enumerate(self):
+            if reply is None:
+                self[index] = {"type": "error", "message": "no reply"}
+        if self.error is not None:
+            raise self.error
+        return list(self)
 
 
 class ZygotePool:
@@ -379,7 +398,7 @@ class ZygotePool:
         """Run the jobs on the pool; replies in input order. A broken zygote fails only its own job.
 
         ``on_reply(index, reply)`` is called for each job as soon as its reply arrives (see
-        :class:`Backend`); an exception it raises propagates after the zygotes are left consistent.
+        :class:`Backend`); the first exception it raises is raised when every job has its reply.
         """
         if self._closed:
             raise SandboxError("backend is closed")
@@ -387,7 +406,7 @@ class ZygotePool:
             return self._run_jobs(list(jobs), on_reply)
 
     def _run_jobs(self, jobs: list[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:
-        replies: list[RawReply | None] = _Replies(len(jobs), on_reply)
+        replies = _Replies(len(jobs), on_reply)
         pending = deque(range(len(jobs)))
         busy: dict[int, ZygoteProcess] = {}
         sel = selectors.DefaultSelector()
@@ -426,10 +445,7 @@ class ZygotePool:
                     )
         finally:
             sel.close()
-        for index, reply in enumerate(replies):
-            if reply is None:
-                replies[index] = {"type": "error", "message": "no reply"}
-        return list(replies)
+        return replies.finish()
 
     def _dispatch(
         self,

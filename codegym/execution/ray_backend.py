@@ -275,7 +275,8 @@ class RayBackend:
     def run_jobs(self, jobs: Sequence[Job], on_reply: ReplyCallback | None = None) -> list[RawReply]:
         """Run the jobs on the actors (dynamic chunks, up to two in flight per actor); replies in order.
 
-        ``on_reply(index, reply)`` is called for each job when its chunk comes back.
+        ``on_reply(index, reply)`` is called for each job when its chunk comes back; the first exception
+        it raises is raised when every job has its reply.
 
         A failed actor call (the actor or its node died, or it did not answer within its deadline) gives
         its jobs ``error`` replies, so that they end as ``sandbox_error``; the actor is replaced before
@@ -289,15 +290,28 @@ class RayBackend:
             raise SandboxError("a RayBackend cannot be used from a forked process; make a new Executor")
         jobs = list(jobs)
         replies: list[RawReply | None] = [None] * len(jobs)
+        errors: list[BaseException] = []
+        user_on_reply = on_reply
+
+        def report(index: int, reply: RawReply) -> None:
+            if user_on_reply is None:
+                return
+            try:
+                user_on_reply(index, reply)
+            except BaseException as exc:  # noqa: BLE001 - raised after the batch
+                errors.append(exc)
+
+        on_reply = report
         if not jobs:
             return []
         try:
             self._ensure_actors()
         except SandboxError as exc:
             failed: list[RawReply] = [{"type": "error", "message": str(exc)} for _ in jobs]
-            if on_reply is not None:
-                for i, reply in enumerate(failed):
-                    on_reply(i, reply)
+            for i, reply in enumerate(failed):
+                on_reply(i, reply)
+            if errors:
+                raise errors[0] from None
             return failed
         pending = deque(range(len(jobs)))
         total = sum(z for _, z in self._specs)
@@ -364,6 +378,8 @@ class RayBackend:
                 if on_reply is not None:
                     on_reply(i, r)
             out.append(r)
+        if errors:
+            raise errors[0]
         return out
 
     def features(self) -> dict[str, Any]:
