@@ -768,3 +768,19 @@ def test_a_failing_on_reply_is_raised_after_the_batch_and_leaves_the_pool_consis
         assert replies[0]["runs"][0]["stdout"] == "next\n"
     finally:
         backend.close()
+
+
+def test_an_interrupted_batch_leaves_no_reply_for_the_next_one() -> None:
+    backend = LocalBackend(workers=1, extra_zygotes=0)
+    try:
+
+        def interrupt(index: int, reply: dict[str, object]) -> None:
+            raise KeyboardInterrupt  # not kept for later, like any BaseException that is no Exception
+
+        jobs = [_stdio_job("print('old')\n") for _ in range(3)]
+        with pytest.raises(KeyboardInterrupt):
+            backend.run_jobs(jobs, on_reply=interrupt)
+        replies = backend.run_jobs([_stdio_job("print('new')\n")])
+        assert replies[0]["runs"][0]["stdout"] == "new\n"
+    finally:
+        backend.close()

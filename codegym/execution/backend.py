@@ -297,21 +297,21 @@ class _Replies(list):  # type: ignore[type-arg]
     """The reply list of one batch: assigning a reply also reports it to ``on_reply``.
 
     An exception raised by ``on_reply`` is kept (the first one) and raised by :meth:`finish`, once every
-    job has its reply: raised in the middle, it would leave zygotes with jobs whose replies the next
-    batch would read as its own.
+    job has its reply: raised in the middle, it would cut the batch short. (A ``KeyboardInterrupt`` is
+    not held; the pool then stops the zygotes that still hold jobs, see ``_drop_interrupted``.)
     """
 
     def __init__(self, n: int, on_reply: ReplyCallback | None) -> None:
         super().__init__([None] * n)
         self._on_reply = on_reply
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
 
     def __setitem__(self, index: Any, reply: Any) -> None:
         super().__setitem__(index, reply)
         if self._on_reply is not None:
             try:
                 self._on_reply(index, reply)
-            except BaseException as exc:  # noqa: BLE001 - raised by finish(), after the batch
+            except Exception as exc:  # raised by finish(), after the batch (an interrupt is not held)
                 if self.error is None:
                     self.error = exc
 
@@ -409,6 +409,7 @@ class ZygotePool:
         replies = _Replies(len(jobs), on_reply)
         pending = deque(range(len(jobs)))
         busy: dict[int, ZygoteProcess] = {}
+        self._drop_interrupted()
         sel = selectors.DefaultSelector()
         try:
             while pending or busy:
@@ -443,9 +444,22 @@ class ZygotePool:
                     self._fail(
                         zyg, busy, sel, replies, pending, "sandbox process did not answer in time; restarted"
                     )
+        except BaseException:
+            # Interrupted (KeyboardInterrupt, say): zygotes that still hold jobs of this batch would send
+            # their replies to the next one. They are stopped; the next batch starts fresh ones.
+            self._drop_interrupted()
+            raise
         finally:
             sel.close()
         return replies.finish()
+
+    def _drop_interrupted(self) -> None:
+        """Kill every zygote that still has jobs in flight (left by an interrupted batch)."""
+        for slot, zyg in enumerate(self._zygotes):
+            if zyg is not None and zyg.inflight:
+                zyg.inflight.clear()
+                zyg.kill()
+                self._zygotes[slot] = None
 
     def _dispatch(
         self,

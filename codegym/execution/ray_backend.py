@@ -290,7 +290,7 @@ class RayBackend:
             raise SandboxError("a RayBackend cannot be used from a forked process; make a new Executor")
         jobs = list(jobs)
         replies: list[RawReply | None] = [None] * len(jobs)
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         user_on_reply = on_reply
 
         def report(index: int, reply: RawReply) -> None:
@@ -298,7 +298,7 @@ class RayBackend:
                 return
             try:
                 user_on_reply(index, reply)
-            except BaseException as exc:  # noqa: BLE001 - raised after the batch
+            except Exception as exc:  # raised after the batch
                 errors.append(exc)
 
         on_reply = report
