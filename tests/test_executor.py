@@ -784,3 +784,10 @@ def test_an_interrupted_batch_leaves_no_reply_for_the_next_one() -> None:
         assert replies[0]["runs"][0]["stdout"] == "new\n"
     finally:
         backend.close()
+
+
+def test_site_builtins_are_there_although_the_zygote_skips_site(ex: codegym.Executor) -> None:
+    task = Task("t/site", "", "", "", tests=(StdioTest("", "Quitter Quitter _Helper _Printer"),))
+    program = "print(*(type(f).__name__ for f in (exit, quit, help, license)))\n"
+    result = ex.run(task, program)
+    assert result.status == "passed", (result.status, result.feedback, result.stdout)

@@ -949,8 +949,15 @@ class Zygote:
         _setup_stdio()
         import builtins
 
-        if not hasattr(builtins, "exit"):  # `python -S` has no site module: programs still call exit()
-            builtins.exit = builtins.quit = _Exit()
+        if not hasattr(builtins, "exit"):  # `python -S`: add the builtins that site.py adds (exit, help, ...)
+            try:
+                import site  # under -S, importing it runs nothing but its definitions
+
+                site.setquit()
+                site.setcopyright()
+                site.sethelper()
+            except Exception:  # pragma: no cover - a Python without them: programs still call exit()
+                builtins.exit = builtins.quit = _Exit()
 
     def watch_pids(self, path):
         """Check ``path`` (a ``pids.current``) after each run where the zygote has no pids cgroup.
