@@ -199,9 +199,13 @@ def _checked_arguments(
     max_file_mb: int,
     max_open_files: int,
     max_procs: int,
-    backend_kwargs: dict[str, Any],
+    backend_kwargs: dict[str, Any] | None,
 ) -> Limits:
-    """Check the Executor's arguments (all of them, the backend's keywords included); the Limits."""
+    """Check the Executor's arguments; the Limits they make.
+
+    The backend and its keywords are checked too, unless ``backend_kwargs`` is None (the Executor itself
+    passes None: :func:`make_backend` checks them when it builds the backend).
+    """
     limits = Limits(
         timeout_s=timeout_s,
         memory_mb=memory_mb,
@@ -214,6 +218,8 @@ def _checked_arguments(
     if workers is not None:
         _check_number("workers", workers, 1, 256, integer=True)
     _check_number("cache_size", cache_size, 0, 1 << 40, integer=True)
+    if backend_kwargs is None:
+        return limits
     if isinstance(backend, str):
         _check_backend_kwargs(backend, backend_class(backend), backend_kwargs)
     elif not isinstance(backend, Backend):
@@ -283,7 +289,7 @@ class Executor:
     ) -> None:
         self.limits = _checked_arguments(
             backend, timeout_s, memory_mb, workers, cache_size, max_output_bytes, max_program_bytes,
-            max_file_mb, max_open_files, max_procs, backend_kwargs,
+            max_file_mb, max_open_files, max_procs, None,
         )  # fmt: skip
         self._backend_spec = backend
         self._backend_kwargs = backend_kwargs
@@ -713,8 +719,7 @@ class _Judgement:
     def __init__(self, task: Task, limits: Limits) -> None:
         self.task = task
         self.limits = limits
-        self._n_hidden = len(task.tests)
-        n = self._n_hidden + len(task.visible_tests)
+        n = len(task.tests) + len(task.visible_tests)
         self.outcomes: list[TestOutcome | None] = [None] * n
         self.details: list[str] = [""] * n  # visible-test feedback lines
         self.status: Status | None = None  # a whole-program verdict (syntax error, limit, crash)
@@ -821,25 +826,18 @@ class _Judgement:
         return self._describe(test) if self._is_visible(slot) else "a hidden test"
 
     def _judge_call_record(self, slot: int, test: TestCase, record: dict[str, Any]) -> None:
-        if type(test) is CallTest and len(record) == 4 and "value" in record:
-            # The common case first: a returned scalar of the expected exact type (not a float, whose
-            # comparison has tolerances and NaN). Anything else takes the general path below.
-            value, expected = record["value"], test.expected
-            kind = type(value)
-            if kind is type(expected) and kind in _EXACT_SCALARS and value == expected:
-                duration = record.get("t")
-                self.outcomes[slot] = TestOutcome(
-                    passed=True,
-                    status="passed",
-                    duration_s=float(duration) if type(duration) in (int, float) else 0.0,
-                    verified_in_parent=True,
-                    visible=slot >= self._n_hidden,
-                )
-                return
         duration = record.get("t", 0.0)
         duration = (
             float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else 0.0
         )
+        if type(test) is CallTest and len(record) == 4 and "value" in record:
+            # The common case first: a returned scalar of the expected exact type, equal (not a float,
+            # whose comparison has tolerances and NaN). Anything else takes the general path below.
+            value = record["value"]
+            kind = type(value)
+            if kind is type(test.expected) and kind in _EXACT_SCALARS and value == test.expected:
+                self._set(slot, test, True, "passed", duration)
+                return
         visible = self._is_visible(slot)
         if "error" in record:
             error = str(record.get("error"))[:500]
