@@ -495,16 +495,16 @@ class ZygotePool:
                     target = self._start_extra()
             payload: bytes | None = None
             if target is None:
-                if len(pending) <= len(live) or not any(len(z.inflight) < _PIPELINE_DEPTH for z in live):
-                    return  # the tail of the batch, or every zygote full: wait for an idle one
-                payload = _encode_request(pending[0], jobs[pending[0]])
-                if len(payload) > _AHEAD_MAX_BYTES:
-                    return
+                if len(pending) <= len(live):
+                    return  # the tail of the batch: wait for an idle zygote
                 target = next(
-                    (z for z in live if len(z.inflight) < _PIPELINE_DEPTH and z.inflight and z not in stuck),
+                    (z for z in live if z.inflight and len(z.inflight) < _PIPELINE_DEPTH and z not in stuck),
                     None,
                 )
                 if target is None:
+                    return  # every zygote full (or stuck): wait for an idle one
+                payload = _encode_request(pending[0], jobs[pending[0]])
+                if len(payload) > _AHEAD_MAX_BYTES:
                     return
             index = pending.popleft()
             try:
