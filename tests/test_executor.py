@@ -458,6 +458,18 @@ def test_stdio_streams_behave_like_python(ex: codegym.Executor) -> None:
     assert ex.run(task, data).status == "passed"
 
 
+def test_stdin_is_a_read_only_descriptor_not_a_file_in_the_work_directory(ex: codegym.Executor) -> None:
+    task = Task("t/stdin", "", "", "", tests=(StdioTest("hello\nworld\n", "[] hello world"),))
+    program = "import os, sys\nprint(sorted(os.listdir('.')), input(), sys.stdin.read().strip())\n"
+    result = ex.run(task, program)
+    assert result.status == "passed", (result.status, result.feedback, result.stdout)
+    # The descriptor is read-only: the program cannot rewrite its own input (nor the next test's).
+    writer = "import os\ntry:\n    os.write(0, b'x')\n    print('wrote')\nexcept OSError:\n    print('no')\n"
+    task = Task("t/stdin-w", "", "", "", tests=(StdioTest("in", "no"), StdioTest("in2", "no")))
+    result = ex.run(task, writer)
+    assert result.status == "passed", (result.status, result.feedback, result.stdout)
+
+
 def test_cpu_time_is_measured_outside(ex: codegym.Executor) -> None:
     busy = "def add(a, b):\n    x = 0\n    for i in range(3 * 10**6):\n        x += i\n    return a + b\n"
     r = ex.run(ADD, busy)

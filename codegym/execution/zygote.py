@@ -325,6 +325,23 @@ def _prctl(option, arg):
         return False
 
 
+def _prepared_pdeathsig():
+    """``(function, arguments)`` of ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, prepared once in the zygote.
+
+    With its argument types declared and its arguments built, a child only makes the foreign call: it
+    touches (and so copies) fewer of the zygote's pages than a call through ``CDLL.__getattr__`` would.
+    None where ctypes or prctl is missing (then :func:`_prctl` is called, and fails quietly).
+    """
+    try:
+        import ctypes
+
+        ulong = ctypes.c_ulong
+        prototype = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ulong, ulong, ulong, ulong)
+        return prototype(("prctl", _get_libc())), (_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except Exception:
+        return None
+
+
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
@@ -945,6 +962,7 @@ class Zygote:
                 "OPENBLAS_NUM_THREADS": "1",
             }
         )
+        self._pdeathsig = _prepared_pdeathsig() if sys.platform.startswith("linux") else None
         # Stream objects for fds 0/1/2 of the children (dup2'd after fork); the zygote never uses them.
         _setup_stdio()
         import builtins
@@ -1167,14 +1185,9 @@ class Zygote:
             if not remove_path(workdir):
                 raise OSError("cannot remove the previous work directory %s" % workdir) from None
             os.mkdir(workdir, 0o700)
-        stdin_path = None
+        stdin_fd = self._devnull_fd
         if stdin_text is not None:
-            stdin_path = os.path.join(workdir, ".stdin")
-            fd = os.open(stdin_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                write_all(fd, stdin_text.encode("utf-8", "surrogatepass"))
-            finally:
-                os.close(fd)
+            stdin_fd = self._stdin_file(workdir, stdin_text)
         if self.uid is not None:
             os.chown(workdir, self.uid, self.uid)
         out_r, out_w = os.pipe()
@@ -1190,13 +1203,15 @@ class Zygote:
                 os.close(out_r)
                 os.close(err_r)
                 os.close(res_r)
-                self._enter_child(workdir, stdin_path, out_w, err_w, res_w, lim)
+                self._enter_child(workdir, stdin_fd, out_w, err_w, res_w, lim)
                 _child_main(spec)
             finally:
                 os._exit(70)
         os.close(out_w)
         os.close(err_w)
         os.close(res_w)
+        if stdin_fd != self._devnull_fd:
+            os.close(stdin_fd)
         run = self._supervise(pid, watch, t0, lim)
         if self._oom_fd is not None:
             oom_count = _oom_kills(self._oom_fd)
@@ -1212,12 +1227,27 @@ class Zygote:
         self.clean_shared_dirs()
         return run
 
-    def _enter_child(self, workdir, stdin_path, out_w, err_w, res_w, lim):
+    @staticmethod
+    def _stdin_file(workdir, text):
+        """A read-only descriptor of a file holding ``text``, already unlinked from ``workdir``.
+
+        The child reads its standard input from it; the program finds no such file in its directory,
+        and the directory is empty again once the program has left nothing behind.
+        """
+        path = os.path.join(workdir, ".stdin")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            write_all(fd, text.encode("utf-8", "surrogatepass"))
+            return os.open(path, os.O_RDONLY)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+
+    def _enter_child(self, workdir, stdin_fd, out_w, err_w, res_w, lim):
         """In the child, before any user code: session, cgroups, fds, limits, identity, environment."""
         os.setsid()
         for fd in self._cgroup_fds:
             os.write(fd, b"0")  # "0": the writing process joins the cgroup
-        stdin_fd = os.open(stdin_path, os.O_RDONLY) if stdin_path else self._devnull_fd
         os.dup2(stdin_fd, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
@@ -1235,7 +1265,11 @@ class Zygote:
             os.setuid(self.uid)
         if sys.platform.startswith("linux"):
             # PR_SET_NO_NEW_PRIVS is inherited from the zygote (set once in Zygote.__init__).
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
+            call = self._pdeathsig  # after setuid, which clears it
+            if call is None:
+                _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            else:
+                call[0](*call[1])
 
     def _limits_for(self, lim):
         """The rlimits of a child (computed in the zygote, cached per set of limits)."""
