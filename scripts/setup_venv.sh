@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 STAMP="$VENV/.codegym-installed"
-if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt scripts/setup_venv.sh ]]; then
+if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt setup.py && "$STAMP" -nt scripts/setup_venv.sh
+      && "$STAMP" -nt codegym/execution/_zygote_native.c ]]; then
   exit 0
 fi
 "$PY" -m venv "$VENV"

@@ -9,6 +9,7 @@ from types import ModuleType
 import pytest
 
 import codegym
+from codegym.execution.backend import LocalBackend
 
 BACKENDS = ["local", "docker"]
 
@@ -53,13 +54,20 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=(*BACKENDS, "local-python"))
 def sandbox(request: pytest.FixtureRequest) -> Iterator[codegym.Executor]:
-    """A module-wide Executor per backend (short limits, no cache), so that zygotes are started once."""
+    """A module-wide Executor per backend (short limits, no cache), so that zygotes are started once.
+
+    ``local-python`` is the local backend on the zygote's pure-Python path (``native=False``): the path
+    that containers run, and the one every machine without a C compiler at install time runs.
+    """
     reason = backend_unavailable(request.param)
     if reason:
         pytest.skip(reason)
-    ex = codegym.Executor(backend=request.param, timeout_s=1.0, memory_mb=256, workers=2, cache=False)
+    backend: str | LocalBackend = request.param
+    if request.param == "local-python":
+        backend = LocalBackend(2, native=False)
+    ex = codegym.Executor(backend=backend, timeout_s=1.0, memory_mb=256, workers=2, cache=False)
     try:
         yield ex
     finally:

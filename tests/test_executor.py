@@ -398,6 +398,42 @@ def test_features_report_containment() -> None:
         assert features["uid"] >= 200000 and features["netns"] and features["mountns"]
 
 
+def test_native_path_is_used_where_built_and_both_paths_agree() -> None:
+    """The zygote's native helpers run where the extension was built (always on CI), else it says so."""
+    from conftest import on_ci
+
+    native = LocalBackend(1)
+    python = LocalBackend(1, native=False)
+    try:
+        native_features, python_features = native.features(), python.features()
+        assert python_features["native"] is False and python_features["huge_arenas"] is False
+        if not native_features["native"]:
+            assert not on_ci(), "CI builds codegym/execution/_zygote_native.c (pip install -e . needs gcc)"
+            pytest.skip("the native extension was not built here (no C compiler at install time)")
+        # Same verdicts, outputs and limits on both paths, for a mix of outcomes.
+        task = Task("t/mix", "", "", "", tests=(StdioTest("3\n", "6\n"), StdioTest("x", "")))
+        programs = [
+            "print(int(input()) * 2)\n",
+            "import sys\nsys.stdout.write('y' * 3000000)\n",
+            "while True:\n    pass\n",
+            "raise ValueError('no')\n",
+            "def f(:\n",
+        ]
+        with codegym.Executor(backend=native, timeout_s=0.5, cache=False) as a:
+            with codegym.Executor(backend=python, timeout_s=0.5, cache=False) as b:
+                for program in programs:
+                    ra, rb = a.run(task, program), b.run(task, program)
+                    assert (ra.status, ra.feedback, ra.stdout[:100]) == (
+                        rb.status,
+                        rb.feedback,
+                        rb.stdout[:100],
+                    )
+                    assert [t.status for t in ra.tests] == [t.status for t in rb.tests]
+    finally:
+        native.close()
+        python.close()
+
+
 def test_limit_in_a_visible_test_does_not_decide(ex: codegym.Executor) -> None:
     # Hidden tests run first; a hang on a visible example after all of them passed is reported there.
     program = "def add(a, b):\n    while (a, b) == (2, 2):\n        pass\n    return a + b\n"

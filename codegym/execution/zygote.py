@@ -109,6 +109,11 @@ import struct
 import sys
 import time
 
+try:  # optional native helpers, built next to this file at install time (see _zygote_native.c)
+    import _zygote_native as _native
+except ImportError:
+    _native = None
+
 PROTOCOL = 1
 _HEADER = struct.Struct(">I")
 _MAX_REQUEST = 64 * 1024 * 1024
@@ -824,6 +829,7 @@ class Zygote:
         self._memcg_limit = None
         self._pids_limit = None
         self.cpu = None  # the CPU the zygote (and so each child) is pinned to, if any (set by main)
+        self.huge_arenas = False  # Python's arenas in transparent huge pages (set by main)
         # Opened once: a child joins the cgroups by writing "0" to these (inherited) descriptors, and
         # takes stdin from /dev/null by dup2. Opening paths in every child costs more than its program.
         self._cgroup_fds = [
@@ -1023,6 +1029,8 @@ class Zygote:
             "cgroup_pids": self.pidscg,
             "cpu": self.cpu,
             "pidfd": self.pidfd,
+            "native": _native is not None,
+            "huge_arenas": self.huge_arenas,
             "workroot": self.workroot,
             # Import directories the sandbox uid cannot enter (then only pre-imported modules work).
             "unreadable_paths": sorted(_blocked_dirs([p for p in sys.path if p]))
@@ -1196,23 +1204,35 @@ class Zygote:
         # Everything the supervision needs is built before the fork: what the zygote writes while the
         # child lives, it must copy (copy-on-write), so the zygote only closes, polls and reads then.
         watch = self._watch(out_r, err_r, res_r, lim)
-        t0 = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # ------------------------------------------------ child
-            try:
-                os.close(out_r)
-                os.close(err_r)
-                os.close(res_r)
-                self._enter_child(workdir, stdin_fd, out_w, err_w, res_w, lim)
-                _child_main(spec)
-            finally:
-                os._exit(70)
-        os.close(out_w)
-        os.close(err_w)
-        os.close(res_w)
-        if stdin_fd != self._devnull_fd:
-            os.close(stdin_fd)
-        run = self._supervise(pid, watch, t0, lim)
+        closes = (out_w, err_w, res_w) if stdin_fd == self._devnull_fd else (out_w, err_w, res_w, stdin_fd)
+        if _native is not None:
+            # Fork, child set-up and supervision until the child's exit (or a limit) in C: the zygote
+            # runs no Python, so writes nothing, while the child lives (see _zygote_native.c).
+            spawn_args = self._spawn_args(workdir, stdin_fd, out_w, err_w, res_w, lim, closes, watch)
+            t0 = time.monotonic()
+            watched = _native.spawn(*spawn_args)
+            if watched is None:  # ------------------------------------------------ child
+                try:
+                    _child_main(spec)
+                finally:
+                    os._exit(70)
+            pid = watched[0]
+        else:
+            watched = None
+            t0 = time.monotonic()
+            pid = os.fork()
+            if pid == 0:  # ------------------------------------------------ child
+                try:
+                    os.close(out_r)
+                    os.close(err_r)
+                    os.close(res_r)
+                    self._enter_child(workdir, stdin_fd, out_w, err_w, res_w, lim)
+                    _child_main(spec)
+                finally:
+                    os._exit(70)
+            for fd in closes:
+                os.close(fd)
+        run = self._supervise(pid, watch, t0, lim, watched)
         if self._oom_fd is not None:
             oom_count = _oom_kills(self._oom_fd)
             if oom_count != self._oom_count:  # the memory cgroup killed a process of this run
@@ -1242,6 +1262,27 @@ class Zygote:
         finally:
             os.close(fd)
             os.unlink(path)
+
+    def _spawn_args(self, workdir, stdin_fd, out_w, err_w, res_w, lim, closes, watch):
+        """The arguments of ``_native.spawn``: what :meth:`_enter_child` and :meth:`_supervise` do."""
+        out_r, err_r, res_r, _, _, caps, _, _ = watch
+        return (
+            tuple(self._cgroup_fds),
+            stdin_fd,
+            out_w,
+            err_w,
+            res_w,
+            _RESULT_FD,
+            os.fsencode(workdir),
+            tuple((which, soft, hard) for which, (soft, hard) in self._limits_for(lim)),
+            -1 if self.uid is None else self.uid,
+            int(signal.SIGKILL) if sys.platform.startswith("linux") else 0,
+            closes,
+            (out_r, err_r, res_r),
+            (caps[out_r], caps[err_r], caps[res_r]),
+            float(lim["timeout_s"]),
+            _RECORDS_QUIET_S,
+        )
 
     def _enter_child(self, workdir, stdin_fd, out_w, err_w, res_w, lim):
         """In the child, before any user code: session, cgroups, fds, limits, identity, environment."""
@@ -1320,12 +1361,16 @@ class Zygote:
             poller.register(fd, select.POLLIN)
         return out_r, err_r, res_r, bufs, sizes, caps, poller, set(bufs)
 
-    def _supervise(self, pid, watch, t0, lim):
-        """Drain the child's pipes until it exits or hits a limit; kill the whole job; reap it."""
+    def _supervise(self, pid, watch, t0, lim, watched=None):
+        """Drain the child's pipes until it exits or hits a limit; kill the whole job; reap it.
+
+        ``watched`` is what ``_native.spawn`` returned when it has already watched the child to its exit
+        or a limit: then only the end (reap, kill what is left, drain) is done here.
+        """
         out_r, err_r, res_r, bufs, sizes, caps, poller, open_fds = watch
         deadline = t0 + lim["timeout_s"]
         pidfd = None
-        if self.pidfd:
+        if self.pidfd and watched is None:
             try:
                 pidfd = os.pidfd_open(pid)
                 poller.register(pidfd, select.POLLIN)
@@ -1340,7 +1385,10 @@ class Zygote:
         # pipe holds 64 KiB of records; a run that writes more waits at most _RECORDS_QUIET_S for it.
         records_watched = False
         watch_records_at = t0 + _RECORDS_QUIET_S
-        while True:
+        if watched is not None:
+            limit, limit_stream, status, rusage = self._take_watched(pid, watched, watch)
+            records_watched = True
+        while watched is None:
             now = time.monotonic()
             if now >= deadline:
                 limit = "timeout"
@@ -1416,6 +1464,34 @@ class Zygote:
             "cpu_s": cpu_s,
             "maxrss_kb": rusage.ru_maxrss if rusage else 0,
         }
+
+    @staticmethod
+    def _take_watched(pid, watched, watch):
+        """Take in what ``_native.spawn`` read and saw: ``(limit, limit_stream, status, rusage)``."""
+        out_r, err_r, res_r, bufs, sizes, _, poller, open_fds = watch
+        _, reason, stream, out, err, res, out_size, err_size, res_size, hup = watched
+        for fd, data, size, bit in (
+            (out_r, out, out_size, 1),
+            (err_r, err, err_size, 2),
+            (res_r, res, res_size, 4),
+        ):
+            if data:
+                bufs[fd].append(data)
+            sizes[fd] = size
+            if hup & bit:  # at its end: nothing is left to drain
+                open_fds.discard(fd)
+                if fd != res_r:
+                    poller.unregister(fd)
+            elif fd == res_r:
+                poller.register(res_r, select.POLLIN)
+        if reason == 1:
+            return "timeout", None, None, None
+        if reason == 2:
+            return "output", ("stdout", "stderr", "results")[stream], None, None
+        wpid, status, rusage = wait_child(pid, False)  # spawn saw the exit: the status is there
+        if not wpid:
+            _, status, rusage = wait_child(pid, True)
+        return None, None, status, rusage
 
     @staticmethod
     def _take(fd, data, bufs, sizes, caps):
@@ -1802,9 +1878,9 @@ PRELOAD = (
 _USAGE = (
     "usage: zygote.py [--uid auto|none|N] [--no-netns] [--no-ipcns] [--no-mountns] [--no-cgroup] "
     "[--workroot DIR] [--oom-control FILE] [--pids-current FILE] "
-    "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR] [--cpu N]"
+    "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR] [--cpu N] [--no-native]"
 )
-_FLAGS = ("--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup", "--preload")
+_FLAGS = ("--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup", "--preload", "--no-native")
 _VALUED = (
     "--uid",
     "--workroot",
@@ -1891,7 +1967,12 @@ def warm_typing():
 
 def main(argv=None):
     """Parse the command line, set up the sandbox once, and serve requests on stdin/stdout."""
+    global _native
     opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts["no_native"]:
+        _native = None
+    # Before the preloads, so that their objects are allocated in huge-page arenas.
+    huge = bool(_native is not None and _native.huge_arenas())
     cpu = None
     if opts["cpu"] is not None and hasattr(os, "sched_setaffinity"):
         try:  # children inherit it: each runs on the core whose caches hold the zygote's pages
@@ -1924,6 +2005,7 @@ def main(argv=None):
         workroot=opts["workroot"],
     )
     zygote.cpu = cpu
+    zygote.huge_arenas = huge
     if opts["oom_control"]:
         zygote.watch_oom_kills(opts["oom_control"])
     if opts["pids_current"]:

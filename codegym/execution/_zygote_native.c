@@ -1,0 +1,355 @@
+/*
+ * _zygote_native: the zygote's optional native helpers (Linux only).
+ *
+ * The zygote (zygote.py) is a standard-library script that runs without this module (in Docker
+ * containers, on other platforms, or when no C compiler was present at install time). Where this module
+ * is built, the zygote uses it for the part of each run where every page it writes costs a copy:
+ *
+ *   huge_arenas()  Python's small-object arenas made from now on come from one region advised for
+ *                  transparent huge pages. fork() then copies one page-table entry per 2 MiB of them
+ *                  instead of 512, and the zygote's first write after a child has exited takes one fault
+ *                  per 2 MiB instead of one per 4 KiB. This holds only while the zygote writes nothing
+ *                  while a child lives (a write then splits the huge mapping): hence spawn().
+ *
+ *   spawn(...)     fork(); in the child, the set-up that zygote.py's _enter_child does in Python
+ *                  (session, cgroups, standard descriptors, close the rest, work directory, rlimits,
+ *                  unprivileged identity, parent-death signal), done in C before any Python runs again;
+ *                  in the zygote, the supervision of the child until it exits or hits a limit (pipes
+ *                  drained into C buffers, a pidfd for the exit), so that no Python code runs (and
+ *                  writes) in the zygote while the child lives. The caller then reaps the child, kills
+ *                  what is left of the job and builds the reply, in Python, as before.
+ *
+ * Nothing here trusts the child: it only reads bytes from pipes, which the caller parses as untrusted.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+
+/* ------------------------------------------------------------------------------ huge-page arenas */
+
+#define ARENA_REGION (64UL << 20) /* address space reserved (not committed) for arenas */
+#define HUGE_PAGE (2UL << 20)
+#define MAX_FREE_ARENAS 64
+
+static char *region_start, *region_next, *region_end;
+static int region_allocates; /* 0 in children: their new arenas come from mmap, as Python's own */
+static void *free_arenas[MAX_FREE_ARENAS];
+static int n_free_arenas;
+static PyObjectArenaAllocator fallback_arenas;
+
+static void *arena_alloc(void *ctx, size_t size) {
+    (void)ctx;
+    if (region_allocates && size == ((size_t)1 << 20)) {
+        if (n_free_arenas) return free_arenas[--n_free_arenas];
+        if (region_next + size <= region_end) {
+            void *p = region_next;
+            region_next += size;
+            return p;
+        }
+    }
+    return fallback_arenas.alloc(fallback_arenas.ctx, size);
+}
+
+static void arena_free(void *ctx, void *ptr, size_t size) {
+    (void)ctx;
+    if (region_start && (char *)ptr >= region_start && (char *)ptr < region_end) {
+        /* Kept for reuse: returning part of a huge page to the system would split it. */
+        if (region_allocates && n_free_arenas < MAX_FREE_ARENAS) free_arenas[n_free_arenas++] = ptr;
+        return;
+    }
+    fallback_arenas.free(fallback_arenas.ctx, ptr, size);
+}
+
+static PyObject *huge_arenas(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    if (region_start) Py_RETURN_TRUE;
+    char *raw = mmap(NULL, ARENA_REGION + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) Py_RETURN_FALSE;
+    char *start = (char *)(((unsigned long)raw + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    if (madvise(start, ARENA_REGION, MADV_HUGEPAGE) != 0) {
+        munmap(raw, ARENA_REGION + HUGE_PAGE);
+        Py_RETURN_FALSE;
+    }
+    region_start = region_next = start;
+    region_end = start + ARENA_REGION;
+    region_allocates = 1;
+    PyObjectArenaAllocator ours = {NULL, arena_alloc, arena_free};
+    PyObject_GetArenaAllocator(&fallback_arenas);
+    PyObject_SetArenaAllocator(&ours);
+    Py_RETURN_TRUE;
+}
+
+/* ------------------------------------------------------------------------------ spawn */
+
+#define MAX_FDS 16
+
+typedef struct {
+    int n_cgroup_fds, cgroup_fds[MAX_FDS];
+    int stdin_fd, out_w, err_w, res_w, result_fd, uid, pdeathsig;
+    char workdir[4096];
+    int n_rlimits;
+    struct {
+        int resource;
+        struct rlimit limit;
+    } rlimits[MAX_FDS];
+    int n_closes, closes[MAX_FDS];
+    int read_fds[3];
+    long long caps[3];
+    double timeout_s, quiet_s;
+} Spec;
+
+typedef struct {
+    int reason; /* 0: the child exited; 1: timeout; 2: a stream went over its cap */
+    int stream; /* with reason 2: 0 stdout, 1 stderr, 2 results */
+    int hup;    /* bit i: stream i reached its end */
+    size_t sizes[3], kept[3];
+} Watched;
+
+static char *buffers[3];
+static size_t allocated[3];
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* In the child, before any Python runs again. Mirrors zygote.py's Zygote._enter_child. */
+static void enter_child(const Spec *s) {
+    region_allocates = 0;
+    setsid();
+    for (int i = 0; i < s->n_cgroup_fds; i++) {
+        ssize_t r = write(s->cgroup_fds[i], "0", 1); /* "0": the writing process joins the cgroup */
+        (void)r;
+    }
+    if (dup2(s->stdin_fd, 0) < 0 || dup2(s->out_w, 1) < 0 || dup2(s->err_w, 2) < 0 ||
+        dup2(s->res_w, s->result_fd) < 0)
+        _exit(70);
+    if (syscall(SYS_close_range, (unsigned)s->result_fd + 1, ~0U, 0) != 0)
+        for (int fd = s->result_fd + 1; fd < 65536; fd++) close(fd);
+    if (chdir(s->workdir) != 0) _exit(70);
+    for (int i = 0; i < s->n_rlimits; i++) setrlimit(s->rlimits[i].resource, &s->rlimits[i].limit);
+    if (s->uid >= 0) {
+        if (setgroups(0, NULL) != 0 || setgid((gid_t)s->uid) != 0 || setuid((uid_t)s->uid) != 0) _exit(70);
+    }
+    if (s->pdeathsig) prctl(PR_SET_PDEATHSIG, s->pdeathsig, 0, 0, 0); /* after setuid, which clears it */
+}
+
+/* Grow buffer i so that it can take `more` bytes after `used` (never beyond what its cap keeps). */
+static int reserve(int i, size_t used, size_t more) {
+    if (used + more <= allocated[i]) return 0;
+    size_t want = allocated[i] ? allocated[i] : 65536;
+    while (want < used + more) want *= 2;
+    char *p = realloc(buffers[i], want);
+    if (!p) return -1;
+    buffers[i] = p;
+    allocated[i] = want;
+    return 0;
+}
+
+/* In the zygote: drain the child's pipes until it exits or hits a limit. Mirrors Zygote._supervise's loop:
+   the result channel is read only once the child has run for quiet_s (most runs end sooner). */
+static void watch_child(pid_t pid, const Spec *s, long long start, Watched *w) {
+    long long deadline = start + (long long)(s->timeout_s * 1e9);
+    long long watch_results_at = start + (long long)(s->quiet_s * 1e9);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int open_[3] = {1, 1, 1}, results_watched = 0;
+    static char scratch[65536]; /* what goes over a cap is read (to count it) but not kept */
+    memset(w, 0, sizeof *w);
+    w->stream = -1;
+    for (;;) {
+        long long t = now_ns();
+        if (t >= deadline) {
+            w->reason = 1;
+            break;
+        }
+        if (!results_watched && (pidfd < 0 || t >= watch_results_at)) results_watched = 1;
+        struct pollfd p[4];
+        int which[4], n = 0;
+        if (pidfd >= 0) {
+            p[n].fd = pidfd;
+            p[n].events = POLLIN;
+            which[n++] = -1;
+        }
+        for (int i = 0; i < 3; i++) {
+            if (open_[i] && (i < 2 || results_watched)) {
+                p[n].fd = s->read_fds[i];
+                p[n].events = POLLIN;
+                which[n++] = i;
+            }
+        }
+        for (int k = 0; k < n; k++) p[k].revents = 0;
+        long long until = results_watched ? deadline : watch_results_at;
+        long long wait_ms = (until - t + 999999) / 1000000;
+        if (pidfd < 0 && wait_ms > 10) wait_ms = 10; /* no pidfd: look for the exit every 10 ms */
+        if (wait_ms < 1) wait_ms = 1;
+        if (poll(p, (nfds_t)n, (int)wait_ms) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        int exited = 0;
+        for (int k = 0; k < n; k++) {
+            if (!p[k].revents) continue;
+            int i = which[k];
+            if (i < 0) {
+                exited = 1;
+                continue;
+            }
+            size_t cap = (size_t)s->caps[i];
+            char *dst = scratch;
+            size_t room = sizeof scratch;
+            if (w->kept[i] < cap && reserve(i, w->kept[i], 65536) == 0) {
+                dst = buffers[i] + w->kept[i];
+                room = 65536;
+            }
+            ssize_t got = read(s->read_fds[i], dst, room);
+            if (got < 0) {
+                if (errno == EAGAIN || errno == EINTR) continue;
+                got = 0;
+            }
+            if (got == 0) {
+                open_[i] = 0;
+                continue;
+            }
+            if (dst != scratch) {
+                size_t keep = (size_t)got;
+                if (w->kept[i] + keep > cap) keep = cap - w->kept[i];
+                w->kept[i] += keep;
+            }
+            w->sizes[i] += (size_t)got;
+            if (w->sizes[i] > cap) {
+                w->reason = 2;
+                w->stream = i;
+            }
+        }
+        if (w->reason || exited) break;
+        if (pidfd < 0) {
+            siginfo_t info;
+            info.si_pid = 0;
+            if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) break;
+        }
+    }
+    if (pidfd >= 0) close(pidfd);
+    w->hup = (open_[0] ? 0 : 1) | (open_[1] ? 0 : 2) | (open_[2] ? 0 : 4);
+}
+
+static int int_items(PyObject *tuple, int *out, int *n) {
+    Py_ssize_t size = PyTuple_GET_SIZE(tuple);
+    if (size > MAX_FDS) {
+        PyErr_SetString(PyExc_ValueError, "spawn: too many descriptors");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) out[i] = (int)PyLong_AsLong(PyTuple_GET_ITEM(tuple, i));
+    *n = (int)size;
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int parse_spec(PyObject *args, Spec *s) {
+    PyObject *cgroup_fds, *rlimits, *closes;
+    const char *workdir;
+    Py_ssize_t workdir_len;
+    memset(s, 0, sizeof *s);
+    if (!PyArg_ParseTuple(args, "O!iiiiiy#O!iiO!(iii)(LLL)dd:spawn", &PyTuple_Type, &cgroup_fds, &s->stdin_fd,
+                          &s->out_w, &s->err_w, &s->res_w, &s->result_fd, &workdir, &workdir_len, &PyTuple_Type,
+                          &rlimits, &s->uid, &s->pdeathsig, &PyTuple_Type, &closes, &s->read_fds[0],
+                          &s->read_fds[1], &s->read_fds[2], &s->caps[0], &s->caps[1], &s->caps[2], &s->timeout_s,
+                          &s->quiet_s))
+        return -1;
+    if (workdir_len <= 0 || (size_t)workdir_len >= sizeof s->workdir) {
+        PyErr_SetString(PyExc_ValueError, "spawn: bad work directory");
+        return -1;
+    }
+    memcpy(s->workdir, workdir, (size_t)workdir_len);
+    if (int_items(cgroup_fds, s->cgroup_fds, &s->n_cgroup_fds) < 0 || int_items(closes, s->closes, &s->n_closes) < 0)
+        return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(rlimits);
+    if (n > MAX_FDS) {
+        PyErr_SetString(PyExc_ValueError, "spawn: too many rlimits");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(rlimits, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+            PyErr_SetString(PyExc_ValueError, "spawn: an rlimit is (resource, soft, hard)");
+            return -1;
+        }
+        s->rlimits[i].resource = (int)PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+        s->rlimits[i].limit.rlim_cur = (rlim_t)PyLong_AsLongLong(PyTuple_GET_ITEM(item, 1));
+        s->rlimits[i].limit.rlim_max = (rlim_t)PyLong_AsLongLong(PyTuple_GET_ITEM(item, 2));
+    }
+    s->n_rlimits = (int)n;
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *spawn(PyObject *self, PyObject *args) {
+    static Spec s; /* static: nothing on the zygote's Python heap is written between fork and the exit */
+    static Watched w;
+    (void)self;
+    if (parse_spec(args, &s) < 0) return NULL;
+    for (int i = 0; i < 3; i++) { /* the buffers exist before the fork: no allocation while the child lives */
+        if (reserve(i, 0, 65536) < 0) return PyErr_NoMemory();
+    }
+    long long start = now_ns();
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        enter_child(&s);
+        Py_RETURN_NONE;
+    }
+    int saved_errno = errno;
+    PyOS_AfterFork_Parent();
+    if (pid < 0) {
+        errno = saved_errno;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    for (int i = 0; i < s.n_closes; i++) close(s.closes[i]);
+    watch_child(pid, &s, start, &w);
+    return Py_BuildValue("(iiiy#y#y#nnni)", (int)pid, w.reason, w.stream, buffers[0], (Py_ssize_t)w.kept[0],
+                         buffers[1], (Py_ssize_t)w.kept[1], buffers[2], (Py_ssize_t)w.kept[2],
+                         (Py_ssize_t)w.sizes[0], (Py_ssize_t)w.sizes[1], (Py_ssize_t)w.sizes[2], w.hup);
+}
+
+static PyMethodDef methods[] = {
+    {"huge_arenas", huge_arenas, METH_NOARGS,
+     "huge_arenas() -> bool\n\nTake Python's small-object arenas made from now on from a region advised for "
+     "transparent huge pages (True if the region could be made)."},
+    {"spawn", spawn, METH_VARARGS,
+     "spawn(cgroup_fds, stdin_fd, out_w, err_w, res_w, result_fd, workdir, rlimits, uid, pdeathsig, closes,\n"
+     "      (out_r, err_r, res_r), (out_cap, err_cap, res_cap), timeout_s, quiet_s)\n\n"
+     "Fork. The child is set up (session, cgroups, descriptors, work directory, rlimits, identity,\n"
+     "parent-death signal) and gets None. The zygote closes `closes`, drains the three pipes until the child\n"
+     "exits, the timeout passes or a stream goes over its cap, and gets (pid, reason, stream, out, err, res,\n"
+     "out_size, err_size, res_size, hup): reason 0 exited, 1 timeout, 2 over a cap (stream 0-2); hup has bit\n"
+     "i set once stream i reached its end. The child is not reaped."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_zygote_native",
+                                    "The zygote's optional native helpers (see the C source's header).", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__zygote_native(void) { return PyModule_Create(&module); }
