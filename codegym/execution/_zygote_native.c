@@ -21,6 +21,7 @@
  *
  * Nothing here trusts the child: it only reads bytes from pipes, which the caller parses as untrusted.
  */
+#define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -29,7 +30,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -334,7 +337,48 @@ static PyObject *spawn(PyObject *self, PyObject *args) {
                          (Py_ssize_t)w.sizes[0], (Py_ssize_t)w.sizes[1], (Py_ssize_t)w.sizes[2], w.hup);
 }
 
+/* ------------------------------------------------------------------------------ system calls */
+/* The few calls that the zygote's set-up needs and Python 3.11's os module lacks: with them here, the
+   zygote never loads ctypes (and libffi), which every fork would otherwise copy. Each returns 0 or errno. */
+
+static PyObject *result(int ok) { return PyLong_FromLong(ok ? 0 : errno); }
+
+static PyObject *py_prctl(PyObject *self, PyObject *args) {
+    int option;
+    unsigned long arg;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ik:prctl", &option, &arg)) return NULL;
+    return result(prctl(option, arg, 0, 0, 0) == 0);
+}
+
+static PyObject *py_unshare(PyObject *self, PyObject *args) {
+    int flags;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:unshare", &flags)) return NULL;
+    return result(unshare(flags) == 0);
+}
+
+static PyObject *py_mount(PyObject *self, PyObject *args) {
+    const char *source, *target, *fstype, *data;
+    unsigned long flags;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "zzzkz:mount", &source, &target, &fstype, &flags, &data)) return NULL;
+    return result(mount(source, target, fstype, flags, data) == 0);
+}
+
+static PyObject *py_umount2(PyObject *self, PyObject *args) {
+    const char *target;
+    int flags;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "si:umount2", &target, &flags)) return NULL;
+    return result(umount2(target, flags) == 0);
+}
+
 static PyMethodDef methods[] = {
+    {"prctl", py_prctl, METH_VARARGS, "prctl(option, arg) -> 0 or errno (the other three arguments 0)."},
+    {"unshare", py_unshare, METH_VARARGS, "unshare(flags) -> 0 or errno."},
+    {"mount", py_mount, METH_VARARGS, "mount(source, target, fstype, flags, data) -> 0 or errno (None: NULL)."},
+    {"umount2", py_umount2, METH_VARARGS, "umount2(target, flags) -> 0 or errno."},
     {"huge_arenas", huge_arenas, METH_NOARGS,
      "huge_arenas() -> bool\n\nTake Python's small-object arenas made from now on from a region advised for "
      "transparent huge pages (True if the region could be made)."},

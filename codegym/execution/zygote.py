@@ -105,7 +105,6 @@ import json
 import os
 import select
 import signal
-import struct
 import sys
 import time
 
@@ -115,7 +114,6 @@ except ImportError:
     _native = None
 
 PROTOCOL = 1
-_HEADER = struct.Struct(">I")
 _MAX_REQUEST = 64 * 1024 * 1024
 _MAX_RECORDS_BYTES = 16 * 1024 * 1024
 _MAX_DEPTH = 100
@@ -278,7 +276,7 @@ def write_all(fd, data):
 def send_frame(fd, obj):
     """Write one frame (JSON object) to ``fd``."""
     payload = _dumps_record(obj).encode("utf-8")
-    write_all(fd, _HEADER.pack(_len(payload)) + payload)
+    write_all(fd, _len(payload).to_bytes(4, "big") + payload)
 
 
 def read_frame(fd):
@@ -286,7 +284,7 @@ def read_frame(fd):
     head = read_exact(fd, 4)
     if head is None:
         return None
-    (n,) = _HEADER.unpack(head)
+    n = int.from_bytes(head, "big")
     if n > _MAX_REQUEST:
         raise ValueError("frame of %d bytes exceeds %d" % (n, _MAX_REQUEST))
     body = read_exact(fd, n)
@@ -324,6 +322,8 @@ def _get_libc():
 
 
 def _prctl(option, arg):
+    if _native is not None:
+        return _native.prctl(option, arg) == 0
     try:
         return _get_libc().prctl(option, arg, 0, 0, 0) == 0
     except Exception:
@@ -363,6 +363,8 @@ _MS_PRIVATE = 1 << 18
 
 
 def _unshare(flags):
+    if _native is not None:
+        return _native.unshare(flags) == 0
     try:
         libc = _get_libc()
     except Exception:
@@ -403,12 +405,21 @@ def disable_ipc_objects(own_namespace):
 
 
 def _mount(source, target, fstype, flags, data):
+    if _native is not None:
+        return _native.mount(source, target, fstype, flags, data) == 0
     import ctypes
 
     libc = _get_libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
     return libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) == 0
+
+
+def _umount_detached(path):
+    """``umount2(path, MNT_DETACH)``; True on success."""
+    if _native is not None:
+        return _native.umount2(path, 2) == 0
+    return _get_libc().umount2(path.encode(), 2) == 0
 
 
 def _mount_points():
@@ -526,7 +537,7 @@ def expose_paths(paths):
                 else:
                     open(dst, "w").close()
                 _mount(src, dst, None, _MS_BIND | _MS_REC, None)
-                _get_libc().umount2(src.encode(), 2)  # MNT_DETACH: the stash is no longer needed
+                _umount_detached(src)  # the stash is no longer needed
     return not _blocked_dirs(paths)
 
 
@@ -968,7 +979,9 @@ class Zygote:
                 "OPENBLAS_NUM_THREADS": "1",
             }
         )
-        self._pdeathsig = _prepared_pdeathsig() if sys.platform.startswith("linux") else None
+        # The native path sets the parent-death signal in C; only the Python path needs ctypes for it.
+        linux = sys.platform.startswith("linux")
+        self._pdeathsig = _prepared_pdeathsig() if linux and _native is None else None
         # Stream objects for fds 0/1/2 of the children (dup2'd after fork); the zygote never uses them.
         _setup_stdio()
         import builtins
@@ -1661,7 +1674,7 @@ def _split_records(data):
     pos = 0
     n = _len(data)
     while pos + 4 <= n:
-        (size,) = _HEADER.unpack_from(data, pos)
+        size = int.from_bytes(data[pos : pos + 4], "big")
         pos += 4
         if pos + size > n:
             break
