@@ -434,6 +434,19 @@ def test_native_path_is_used_where_built_and_both_paths_agree() -> None:
         python.close()
 
 
+def test_programs_see_only_the_sandbox_environment(ex: codegym.Executor) -> None:
+    # The zygote starts with LD_PRELOAD of its native helpers (where built): the program must not see it.
+    task = Task(
+        "t/env",
+        "",
+        "",
+        "",
+        tests=(StdioTest("", "HOME LANG OMP_NUM_THREADS OPENBLAS_NUM_THREADS PATH PYTHONIOENCODING TMPDIR"),),
+    )
+    result = ex.run(task, "import os\nprint(*sorted(os.environ))\n")
+    assert result.status == "passed", (result.stdout, result.feedback)
+
+
 def test_limit_in_a_visible_test_does_not_decide(ex: codegym.Executor) -> None:
     # Hidden tests run first; a hang on a visible example after all of them passed is reported there.
     program = "def add(a, b):\n    while (a, b) == (2, 2):\n        pass\n    return a + b\n"

@@ -85,17 +85,15 @@ static void arena_free(void *ctx, void *ptr, size_t size) {
     fallback_arenas.free(fallback_arenas.ctx, ptr, size);
 }
 
-static PyObject *huge_arenas(PyObject *self, PyObject *noargs) {
-    (void)self;
-    (void)noargs;
-    if (region_start) Py_RETURN_TRUE;
+static int install_huge_arenas(void) {
+    if (region_start) return 1;
     char *raw = mmap(NULL, ARENA_REGION + HUGE_PAGE, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED) Py_RETURN_FALSE;
+    if (raw == MAP_FAILED) return 0;
     char *start = (char *)(((unsigned long)raw + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
     if (madvise(start, ARENA_REGION, MADV_HUGEPAGE) != 0) {
         munmap(raw, ARENA_REGION + HUGE_PAGE);
-        Py_RETURN_FALSE;
+        return 0;
     }
     region_start = region_next = start;
     region_end = start + ARENA_REGION;
@@ -103,7 +101,22 @@ static PyObject *huge_arenas(PyObject *self, PyObject *noargs) {
     PyObjectArenaAllocator ours = {NULL, arena_alloc, arena_free};
     PyObject_GetArenaAllocator(&fallback_arenas);
     PyObject_SetArenaAllocator(&ours);
-    Py_RETURN_TRUE;
+    return 1;
+}
+
+static PyObject *huge_arenas(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    return PyBool_FromLong(install_huge_arenas());
+}
+
+/* Loaded with LD_PRELOAD into the zygote's interpreter (CODEGYM_ZYGOTE_HUGE_ARENAS=1 in its
+   environment), this runs before Python initializes: then every arena, the interpreter's own first ones
+   included, is in the huge-page region. Python's arena allocator is a plain struct, settable before
+   Py_Initialize. */
+__attribute__((constructor)) static void huge_arenas_from_the_start(void) {
+    const char *wanted = getenv("CODEGYM_ZYGOTE_HUGE_ARENAS");
+    if (wanted && wanted[0] == '1') install_huge_arenas();
 }
 
 /* ------------------------------------------------------------------------------ spawn */

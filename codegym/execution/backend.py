@@ -615,6 +615,23 @@ class LocalBackend(ZygotePool):
         self.max_extra_zygotes = extra_zygotes
         self.extra_args = list(extra_args)
 
+    def environment(self, slot: int) -> dict[str, str]:
+        """:data:`SANDBOX_ENV`, plus what loads the native helpers before Python starts (where built).
+
+        ``LD_PRELOAD`` of ``_zygote_native`` (with ``CODEGYM_ZYGOTE_HUGE_ARENAS=1``) sets Python's arena
+        allocator before the interpreter initializes, so that all of its arenas, the interpreter's first
+        ones included, are in transparent huge pages. The zygote clears its environment before any run.
+        """
+        env = super().environment(slot)
+        library = native_library() if self.native and self._trainer_python() else None
+        if library is not None:
+            env["LD_PRELOAD"] = library
+            env["CODEGYM_ZYGOTE_HUGE_ARENAS"] = "1"
+        return env
+
+    def _trainer_python(self) -> bool:
+        return os.path.realpath(self.python) == os.path.realpath(sys.executable)
+
     def command(self, slot: int) -> list[str]:
         """``python -I -S -c <import zygote; zygote.main()> --preload [--site-dirs DIRS] [options]``.
 
@@ -636,7 +653,7 @@ class LocalBackend(ZygotePool):
             "del sys.path[0]; zygote.main()"
         )
         argv = [self.python, "-I"]
-        if os.path.realpath(self.python) == os.path.realpath(sys.executable):
+        if self._trainer_python():
             argv += ["-S", "-c", bootstrap, "--preload", "--site-dirs", os.pathsep.join(site_dirs())]
         else:  # another interpreter: its own site module finds its own site directories
             argv += ["-c", bootstrap, "--preload"]
@@ -650,6 +667,23 @@ class LocalBackend(ZygotePool):
         if not self.isolate:
             argv += ["--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup"]
         return argv
+
+
+def native_library() -> str | None:
+    """The path of the built ``_zygote_native`` extension, or None.
+
+    None also where ``LD_PRELOAD`` cannot take the path (it splits on spaces and colons).
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("codegym.execution._zygote_native")
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    if not origin or not os.path.isfile(origin) or any(c in origin for c in " :"):
+        return None
+    return origin
 
 
 def site_dirs() -> list[str]:
