@@ -52,7 +52,7 @@
 
 /* ------------------------------------------------------------------------------ huge-page arenas */
 
-#define ARENA_REGION (64UL << 20) /* address space reserved (not committed) for arenas */
+#define ARENA_REGION (16UL << 20) /* address space reserved (not committed) for the zygote's arenas */
 #define HUGE_PAGE (2UL << 20)
 #define MAX_FREE_ARENAS 64
 
