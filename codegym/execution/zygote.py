@@ -1223,7 +1223,11 @@ class Zygote:
             # runs no Python, so writes nothing, while the child lives (see _zygote_native.c).
             spawn_args = self._spawn_args(workdir, stdin_fd, out_w, err_w, res_w, lim, closes, watch)
             t0 = time.monotonic()
-            watched = _native.spawn(*spawn_args)
+            try:
+                watched = _native.spawn(*spawn_args)
+            except OSError:  # fork failed: no child, and nothing closed
+                self._close_all(closes, watch)
+                raise
             if watched is None:  # ------------------------------------------------ child
                 try:
                     _child_main(spec)
@@ -1233,7 +1237,11 @@ class Zygote:
         else:
             watched = None
             t0 = time.monotonic()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:
+                self._close_all(closes, watch)
+                raise
             if pid == 0:  # ------------------------------------------------ child
                 try:
                     os.close(out_r)
@@ -1275,6 +1283,15 @@ class Zygote:
         finally:
             os.close(fd)
             os.unlink(path)
+
+    @staticmethod
+    def _close_all(closes, watch):
+        """Close a run's descriptors when no child could be made (a failed fork must not leak them)."""
+        for fd in (*closes, *watch[:3]):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _spawn_args(self, workdir, stdin_fd, out_w, err_w, res_w, lim, closes, watch):
         """The arguments of ``_native.spawn``: what :meth:`_enter_child` and :meth:`_supervise` do."""
