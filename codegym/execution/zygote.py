@@ -152,6 +152,7 @@ _json_loads = json.loads
 _perf = time.perf_counter
 _os_write = os.write
 _exit = os._exit
+_builtins_module = sys.modules["builtins"]
 try:
     from resource import setrlimit as _setrlimit
 except ImportError:  # pragma: no cover - not a Unix
@@ -1774,8 +1775,7 @@ def syntax_record(exc):
 
 def _child_main(spec):
     """Run the program and its tests in this (already contained) child, reporting on the result channel."""
-    import builtins
-
+    builtins = _builtins_module  # not an import statement: that would look the module's spec up anew
     program = spec["program"]
     try:
         code = spec.get("code") or _compile(program, "<program>", "exec", dont_inherit=True)
