@@ -434,6 +434,22 @@ def test_native_path_is_used_where_built_and_both_paths_agree() -> None:
         python.close()
 
 
+@pytest.mark.parametrize("abi,used", [(1, True), (0, False)])
+def test_zygote_ignores_native_helpers_of_another_version(tmp_path: Path, abi: int, used: bool) -> None:
+    """An extension left from another version (say, an editable install not rebuilt) is not called."""
+    from codegym.execution.backend import ZYGOTE_PATH
+
+    (tmp_path / "zygote.py").write_text(Path(ZYGOTE_PATH).read_text())
+    (tmp_path / "_zygote_native.py").write_text(f"ABI_VERSION = {abi}\n")
+    probe = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import zygote; print(zygote._native is not None)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(used)
+
+
 def test_programs_see_only_the_sandbox_environment(ex: codegym.Executor) -> None:
     # The zygote starts with LD_PRELOAD of its native helpers (where built): the program must not see it.
     task = Task(

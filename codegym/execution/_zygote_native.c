@@ -165,8 +165,11 @@ static void enter_child(const Spec *s) {
     if (dup2(s->stdin_fd, 0) < 0 || dup2(s->out_w, 1) < 0 || dup2(s->err_w, 2) < 0 ||
         dup2(s->res_w, s->result_fd) < 0)
         _exit(70);
-    if (syscall(SYS_close_range, (unsigned)s->result_fd + 1, ~0U, 0) != 0)
-        for (int fd = s->result_fd + 1; fd < 65536; fd++) close(fd);
+    if (syscall(SYS_close_range, (unsigned)s->result_fd + 1, ~0U, 0) != 0) { /* a kernel before 5.9 */
+        struct rlimit nofile;
+        int last = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 65536 ? (int)nofile.rlim_cur : 65536;
+        for (int fd = s->result_fd + 1; fd < last; fd++) close(fd);
+    }
     if (chdir(s->workdir) != 0) _exit(70);
     for (int i = 0; i < s->n_rlimits; i++) setrlimit(s->rlimits[i].resource, &s->rlimits[i].limit);
     if (s->uid >= 0) {
@@ -409,4 +412,16 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_zygote_native",
                                     "The zygote's optional native helpers (see the C source's header).", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__zygote_native(void) { return PyModule_Create(&module); }
+/* zygote.py uses this module only if its ABI_VERSION is the one it was written for: an extension left
+   over from an older install (an editable install not rebuilt after an update) is then ignored, not
+   called with arguments it does not understand. Raise it with every change of a function's arguments. */
+#define ABI_VERSION 1
+
+PyMODINIT_FUNC PyInit__zygote_native(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -110,6 +110,9 @@ import time
 
 try:  # optional native helpers, built next to this file at install time (see _zygote_native.c)
     import _zygote_native as _native
+
+    if getattr(_native, "ABI_VERSION", None) != 1:  # built from another version of the C file
+        _native = None
 except ImportError:
     _native = None
 
