@@ -158,9 +158,8 @@ static long long now_ns(void) {
 static void enter_child(const Spec *s) {
     region_allocates = 0;
     setsid();
-    for (int i = 0; i < s->n_cgroup_fds; i++) {
-        ssize_t r = write(s->cgroup_fds[i], "0", 1); /* "0": the writing process joins the cgroup */
-        (void)r;
+    for (int i = 0; i < s->n_cgroup_fds; i++) { /* "0": the writing process joins the cgroup */
+        if (write(s->cgroup_fds[i], "0", 1) != 1) _exit(70); /* never run outside the job's limits */
     }
     if (dup2(s->stdin_fd, 0) < 0 || dup2(s->out_w, 1) < 0 || dup2(s->err_w, 2) < 0 ||
         dup2(s->res_w, s->result_fd) < 0)
