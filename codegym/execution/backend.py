@@ -642,14 +642,8 @@ class LocalBackend(ZygotePool):
         import about 4 MB of modules (pathlib, urllib, ...) into the zygote; the trainer's site
         directories are passed instead, so programs still import what the trainer has installed.
         """
-        # With the native helpers, Python's arenas go to huge pages before the zygote itself is imported,
-        # so that its own objects (which every run touches) are there too.
-        huge = "\n"
-        if self.native:
-            huge = "\ntry:\n    import _zygote_native\n    _zygote_native.huge_arenas()\n"
-            huge += "except ImportError:\n    pass\n"
         bootstrap = (
-            f"import sys; sys.path.insert(0, {os.path.dirname(ZYGOTE_PATH)!r}){huge}import zygote; "
+            f"import sys; sys.path.insert(0, {os.path.dirname(ZYGOTE_PATH)!r}); import zygote; "
             "del sys.path[0]; zygote.main()"
         )
         argv = [self.python, "-I"]

@@ -334,23 +334,6 @@ def _prctl(option, arg):
         return False
 
 
-def _prepared_pdeathsig():
-    """``(function, arguments)`` of ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, prepared once in the zygote.
-
-    With its argument types declared and its arguments built, a child only makes the foreign call: it
-    touches (and so copies) fewer of the zygote's pages than a call through ``CDLL.__getattr__`` would.
-    None where ctypes or prctl is missing (then :func:`_prctl` is called, and fails quietly).
-    """
-    try:
-        import ctypes
-
-        ulong = ctypes.c_ulong
-        prototype = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ulong, ulong, ulong, ulong)
-        return prototype(("prctl", _get_libc())), (_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except Exception:
-        return None
-
-
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
@@ -847,9 +830,9 @@ class Zygote:
         self.huge_arenas = False  # Python's arenas in transparent huge pages (set by main)
         # Opened once: a child joins the cgroups by writing "0" to these (inherited) descriptors, and
         # takes stdin from /dev/null by dup2. Opening paths in every child costs more than its program.
-        self._cgroup_fds = [
+        self._cgroup_fds = tuple(
             os.open(cg + "/cgroup.procs", os.O_WRONLY) for cg in (self.memcg, self.pidscg) if cg
-        ]
+        )
         self._devnull_fd = os.open(os.devnull, os.O_RDONLY)
         self._oom_fd = os.open(self.memcg + "/memory.oom_control", os.O_RDONLY) if self.memcg else None
         self._oom_count = _oom_kills(self._oom_fd)
@@ -983,9 +966,6 @@ class Zygote:
                 "OPENBLAS_NUM_THREADS": "1",
             }
         )
-        # The native path sets the parent-death signal in C; only the Python path needs ctypes for it.
-        linux = sys.platform.startswith("linux")
-        self._pdeathsig = _prepared_pdeathsig() if linux and _native is None else None
         # Stream objects for fds 0/1/2 of the children (dup2'd after fork); the zygote never uses them.
         _setup_stdio()
         import builtins
@@ -1119,7 +1099,7 @@ class Zygote:
                     os.close(fd)
                 except OSError:
                     pass
-        self._cgroup_fds = []
+        self._cgroup_fds = ()
         for cg in (self.pidscg, self.memcg):
             if cg:
                 kill_cgroup(cg)
@@ -1301,16 +1281,16 @@ class Zygote:
         """The arguments of ``_native.spawn``: what :meth:`_enter_child` and :meth:`_supervise` do."""
         out_r, err_r, res_r, _, _, caps, _, _ = watch
         return (
-            tuple(self._cgroup_fds),
+            self._cgroup_fds,
             stdin_fd,
             out_w,
             err_w,
             res_w,
             _RESULT_FD,
             os.fsencode(workdir),
-            tuple((which, soft, hard) for which, (soft, hard) in self._limits_for(lim)),
+            self._limits_for(lim),
             -1 if self.uid is None else self.uid,
-            int(signal.SIGKILL) if sys.platform.startswith("linux") else 0,
+            int(signal.SIGKILL),
             closes,
             (out_r, err_r, res_r),
             (caps[out_r], caps[err_r], caps[res_r]),
@@ -1329,9 +1309,9 @@ class Zygote:
         os.dup2(res_w, _RESULT_FD)
         os.closerange(_RESULT_FD + 1, 1 << 16)
         os.chdir(workdir)
-        for which, value in self._limits_for(lim):
+        for which, soft, hard in self._limits_for(lim):
             try:
-                _setrlimit(which, value)
+                _setrlimit(which, (soft, hard))
             except (ValueError, OSError):
                 pass
         if self.uid is not None:
@@ -1340,14 +1320,10 @@ class Zygote:
             os.setuid(self.uid)
         if sys.platform.startswith("linux"):
             # PR_SET_NO_NEW_PRIVS is inherited from the zygote (set once in Zygote.__init__).
-            call = self._pdeathsig  # after setuid, which clears it
-            if call is None:
-                _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            else:
-                call[0](*call[1])
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
 
     def _limits_for(self, lim):
-        """The rlimits of a child (computed in the zygote, cached per set of limits)."""
+        """A child's rlimits as ``(resource, soft, hard)`` (computed in the zygote, cached per limits)."""
         key = (
             lim["timeout_s"],
             lim["max_file_mb"],
@@ -1363,14 +1339,14 @@ class Zygote:
         mb = 1024 * 1024
         cpu = max(1, int(lim["timeout_s"] + 0.999))
         limits = [
-            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-            (resource.RLIMIT_FSIZE, (lim["max_file_mb"] * mb, lim["max_file_mb"] * mb)),
-            (resource.RLIMIT_NOFILE, (lim["max_open_files"], lim["max_open_files"])),
-            (resource.RLIMIT_CORE, (0, 0)),
+            (resource.RLIMIT_CPU, cpu, cpu + 1),
+            (resource.RLIMIT_FSIZE, lim["max_file_mb"] * mb, lim["max_file_mb"] * mb),
+            (resource.RLIMIT_NOFILE, lim["max_open_files"], lim["max_open_files"]),
+            (resource.RLIMIT_CORE, 0, 0),
         ]
         if self.uid is not None or not self.root:
             # Counted per uid: effective for a unique sandbox uid, ignored for root.
-            limits.append((resource.RLIMIT_NPROC, (lim["max_procs"], lim["max_procs"])))
+            limits.append((resource.RLIMIT_NPROC, lim["max_procs"], lim["max_procs"]))
         if self.memcg is None and hasattr(resource, "RLIMIT_AS"):
             # No memory cgroup: cap the address space at what the (small) zygote maps plus the limit.
             try:
@@ -1379,8 +1355,8 @@ class Zygote:
             except (OSError, ValueError):
                 base = 64 * mb
             cap = base + lim["memory_mb"] * mb
-            limits.append((resource.RLIMIT_AS, (cap, cap)))
-        self._rlimits[key] = limits
+            limits.append((resource.RLIMIT_AS, cap, cap))
+        self._rlimits[key] = limits = tuple(limits)
         return limits
 
     @staticmethod
@@ -2004,7 +1980,8 @@ def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     if opts["no_native"]:
         _native = None
-    # Before the preloads, so that their objects are allocated in huge-page arenas.
+    # Already done by LD_PRELOAD where the backend could use it (see LocalBackend.environment); else
+    # here, before the preloads, so that at least their objects are allocated in huge-page arenas.
     huge = bool(_native is not None and _native.huge_arenas())
     cpu = None
     if opts["cpu"] is not None and hasattr(os, "sched_setaffinity"):
