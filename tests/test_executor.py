@@ -23,7 +23,7 @@ from codegym.execution.compare import (
     stdout_equal,
     strict_equal,
 )
-from codegym.execution.executor import Limits
+from codegym.execution.executor import Limits, _parse_records
 
 ADD = Task(
     task_id="t/add",
@@ -451,7 +451,7 @@ def test_zygote_ignores_native_helpers_of_another_version(tmp_path: Path, abi: i
 
 
 def test_programs_see_only_the_sandbox_environment(ex: codegym.Executor) -> None:
-    # The zygote starts with LD_PRELOAD of its native helpers (where built): the program must not see it.
+    # The zygote starts with LD_BIND_NOW and LD_PRELOAD of its native helpers: the program sees neither.
     task = Task(
         "t/env",
         "",
@@ -549,6 +549,48 @@ def test_cpu_time_is_measured_outside(ex: codegym.Executor) -> None:
     )
     r = ex.run(ADD, forged)
     assert r.status == "passed" and all(t.duration_s == 0.0 for t in r.tests) and r.cpu_s > 0.1
+
+
+def test_per_test_durations_come_from_both_record_forms(ex: codegym.Executor) -> None:
+    # Call tests report [i, t_ns, value] and passing asserts [i, t_ns]; other records are dicts with
+    # "t" in seconds. Each form's duration reaches the outcome in seconds.
+    slow = "import time\ndef add(a, b):\n    time.sleep(0.05)\n    return a + b\n"
+    r = ex.run(ADD, slow)
+    assert r.status == "passed"
+    assert all(0.05 <= t.duration_s < 1.0 for t in r.tests), [t.duration_s for t in r.tests]
+    checks = Task(
+        "t/assert-time",
+        "",
+        "f",
+        "",
+        tests=(AssertTest("assert candidate() == 1"), AssertTest("assert candidate() == 2")),
+    )
+    r = ex.run(checks, "import time\ndef f():\n    time.sleep(0.05)\n    return 1\n")
+    assert [t.status for t in r.tests] == ["passed", "failed"]
+    assert all(0.05 <= t.duration_s < 1.0 for t in r.tests), [t.duration_s for t in r.tests]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (['[0,1500000000,[1,{"t":[2]}]]'], [{"ev": "test", "i": 0, "t": 1.5, "value": [1, {"t": [2]}]}]),
+        (["[3,2000]"], [{"ev": "test", "i": 3, "t": 2e-6, "ok": True}]),
+        (['{"ev":"done"}', "[1,5,null]"], [{"ev": "done"}, {"ev": "test", "i": 1, "t": 5e-9, "value": None}]),
+        # Arrays of any other shape are not records: a bool index, a float time, a fourth item.
+        (["[true,1,2]", "[0,1.5,2]", "[0,1,2,3]", "[0]", '"x"', "7"], []),
+        # A torn or malformed record is dropped alone; the others still count.
+        (['[0,1,"a"]', "[1,2,"], [{"ev": "test", "i": 0, "t": 1e-9, "value": "a"}]),
+        ("not a list", []),
+    ],
+)
+def test_records_of_either_form_are_parsed_strictly(raw: object, expected: list[dict[str, object]]) -> None:
+    assert _parse_records(raw) == expected
+
+
+def test_zygotes_bind_symbols_at_start() -> None:
+    # Children of a lazily bound zygote each resolved (and wrote) the symbols they were first to call.
+    assert LocalBackend(1).environment(0)["LD_BIND_NOW"] == "1"
+    assert LocalBackend(1, native=False).environment(0)["LD_BIND_NOW"] == "1"
 
 
 def test_task_without_tests_is_a_value_error(ex: codegym.Executor) -> None:

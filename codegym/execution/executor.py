@@ -664,29 +664,40 @@ def _verified(test: TestCase) -> bool:
 _EXACT_SCALARS = (int, str, bool, type(None))
 
 
+def _as_record(item: Any) -> dict[str, Any] | None:
+    """A parsed record as a dict: the two array forms (see ``zygote.py``) become test records."""
+    if type(item) is dict:
+        return item
+    if type(item) is list and len(item) in (2, 3) and type(item[0]) is int and type(item[1]) is int:
+        record = {"ev": "test", "i": item[0], "t": item[1] / 1e9}
+        if len(item) == 3:
+            record["value"] = item[2]
+        else:
+            record["ok"] = True
+        return record
+    return None
+
+
 def _parse_records(raw: Any) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
     if not isinstance(raw, list):
-        return records
+        return []
+    parsed: list[Any] = []
     if raw and all(isinstance(text, str) for text in raw):
         # One parse for all records; if any record is malformed, each is parsed alone below. (Joining
         # lets a record such as '{..},{..}' count as two: no more than the program could write itself.)
         try:
-            joined = json.loads("[" + ",".join(raw) + "]")
+            parsed = json.loads("[" + ",".join(raw) + "]")
         except (ValueError, RecursionError):
-            pass
-        else:
-            return [record for record in joined if isinstance(record, dict)]
-    for text in raw:
-        if not isinstance(text, str):
-            continue
-        try:
-            record = json.loads(text)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+            parsed = []
+    if not parsed:
+        for text in raw:
+            if not isinstance(text, str):
+                continue
+            try:
+                parsed.append(json.loads(text))
+            except (ValueError, RecursionError):
+                continue
+    return [record for record in map(_as_record, parsed) if record is not None]
 
 
 def _limit_status(limit: Any) -> Status | None:
