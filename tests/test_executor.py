@@ -434,7 +434,7 @@ def test_native_path_is_used_where_built_and_both_paths_agree() -> None:
         python.close()
 
 
-@pytest.mark.parametrize("abi,used", [(1, True), (0, False)])
+@pytest.mark.parametrize("abi,used", [(2, True), (1, False)])
 def test_zygote_ignores_native_helpers_of_another_version(tmp_path: Path, abi: int, used: bool) -> None:
     """An extension left from another version (say, an editable install not rebuilt) is not called."""
     from codegym.execution.backend import ZYGOTE_PATH
@@ -448,6 +448,93 @@ def test_zygote_ignores_native_helpers_of_another_version(tmp_path: Path, abi: i
         [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == str(used)
+
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class _Int(int):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+class _List(list):  # type: ignore[type-arg]
+    pass
+
+
+_PLAIN_VALUES: list[object] = [
+    None, True, False, 0, -1, 7, 2**63 - 1, -(2**63), 0.1, -0.0, 1.0, 1e300, 5e-324, -2.5e-7,
+    math.nan, math.inf, -math.inf, "", "plain", 'q"b\\s/', "\x00\x01\x1f\x7f\x80\b\f\n\r\t",
+    "é中文😀", "\ud800 lone", [], (), {}, set(), frozenset(), b"", b"\x00\xff", [1, [2, (3, "x")]],
+    {"a": [1, 2], (1, 2): {3}, None: b"ab", 1.5: frozenset({"z"})}, {1, 2, 3, "s", (4, 5)},
+    [[True, None], {"k": ()}], _nested(99), _nested(100),
+]  # fmt: skip
+_LEFT_TO_PYTHON: list[object] = [
+    2**63, -(2**63) - 1, 2**4001, _Int(3), _Str("s"), _List([1]), [1, _Int(2)], {"k": object()},
+    (1, 2, {3: _Str("x")}), object(), _nested(101), _nested(150), range(3), bytearray(b"x"),
+]  # fmt: skip
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def test_native_value_records_are_what_zygote_py_writes() -> None:
+    """The C encoder of call test records gives the same bytes as encode() + json, or leaves the value."""
+    import importlib.util
+    import random
+
+    from codegym.execution.backend import ZYGOTE_PATH
+
+    native = pytest.importorskip("codegym.execution._zygote_native")
+    spec = importlib.util.spec_from_file_location("zygote_under_test", ZYGOTE_PATH)
+    assert spec is not None and spec.loader is not None
+    zygote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zygote)
+    rng = random.Random(7)
+    scalars: list[object] = [None, True, 3, -2.5, "a\n", "😀", b"\x01", 10**15]
+
+    def plain(depth: int) -> object:
+        if depth > 3 or rng.random() < 0.3:
+            return rng.choice(scalars)
+        kind = rng.choice("ltsfd")
+        items = [plain(depth + 1) for _ in range(rng.randrange(4))]
+        hashable = [x for x in items if _hashable(x)]
+        return {
+            "l": lambda: items,
+            "t": lambda: tuple(items),
+            "s": lambda: set(hashable),
+            "f": lambda: frozenset(hashable),
+            "d": lambda: {k: v for k, v in zip(hashable, items)},
+        }[kind]()
+
+    read_fd, write_fd = os.pipe()
+    try:
+        for i, value in enumerate(_PLAIN_VALUES + [plain(0) for _ in range(300)]):
+            expected = f"[{i},12345,{zygote._dumps_record(zygote.encode(value))}]".encode()
+            assert native.value_record(write_fd, i, 12345, value) is True, value
+            frame = os.read(read_fd, 1 << 20)
+            assert frame == len(expected).to_bytes(4, "big") + expected, value
+        for value in _LEFT_TO_PYTHON:
+            assert native.value_record(write_fd, 0, 1, value) is False, value
+        os.close(write_fd)
+        write_fd = -1
+        assert os.read(read_fd, 100) == b""  # nothing written for any of them
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
 
 
 def test_programs_see_only_the_sandbox_environment(ex: codegym.Executor) -> None:

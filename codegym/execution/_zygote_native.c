@@ -19,6 +19,14 @@
  *                  writes) in the zygote while the child lives. The caller then reaps the child, kills
  *                  what is left of the job and builds the reply, in Python, as before.
  *
+ *   value_record(fd, i, t_ns, value)
+ *                  In the child: the record of a call test that returned `value`, written on the result
+ *                  channel in one write, from a static buffer. zygote.py's encode() and json would
+ *                  allocate objects of several sizes (each in a page the child must first copy); this
+ *                  encodes the same wire format straight into bytes, with the same strictness (exact
+ *                  builtin types only, no method of the value called). Values it leaves to zygote.py:
+ *                  anything not plain, ints beyond 64 bits, nesting deeper than 100.
+ *
  * Nothing here trusts the child: it only reads bytes from pipes, which the caller parses as untrusted.
  */
 #define _GNU_SOURCE
@@ -389,6 +397,203 @@ static PyObject *py_umount2(PyObject *self, PyObject *args) {
     return result(umount2(target, flags) == 0);
 }
 
+/* ----------------------------------------------------------------------------- call test records */
+
+#define WIRE_MAX_DEPTH 100 /* zygote.py's _MAX_DEPTH */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Out;
+
+static char out_static[16384]; /* most records fit: no allocation in the child */
+
+static int out_reserve(Out *o, size_t more) {
+    if (o->len + more <= o->cap) return 0;
+    size_t cap = o->cap * 2;
+    while (cap < o->len + more) cap *= 2;
+    char *p = o->data == out_static ? PyMem_RawMalloc(cap) : PyMem_RawRealloc(o->data, cap);
+    if (!p) return -1;
+    if (o->data == out_static) memcpy(p, out_static, o->len);
+    o->data = p;
+    o->cap = cap;
+    return 0;
+}
+
+static int out_put(Out *o, const char *text, size_t n) {
+    if (out_reserve(o, n) < 0) return -1;
+    memcpy(o->data + o->len, text, n);
+    o->len += n;
+    return 0;
+}
+
+#define PUT(o, lit) out_put((o), (lit), sizeof(lit) - 1)
+
+/* A str as json's encode_basestring_ascii writes it: printable ASCII as is (but " and \), the usual
+   two-character escapes, everything else \uXXXX (lower-case hex; a surrogate pair above U+FFFF). */
+static int put_str(Out *o, PyObject *text) {
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    if (out_reserve(o, (size_t)n * 12 + 2) < 0) return -1;
+    char *w = o->data + o->len;
+    *w++ = '"';
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k);
+        if (c >= ' ' && c <= '~' && c != '\\' && c != '"') {
+            *w++ = (char)c;
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+        case '\\': *w++ = '\\'; continue;
+        case '"': *w++ = '"'; continue;
+        case '\b': *w++ = 'b'; continue;
+        case '\f': *w++ = 'f'; continue;
+        case '\n': *w++ = 'n'; continue;
+        case '\r': *w++ = 'r'; continue;
+        case '\t': *w++ = 't'; continue;
+        }
+        if (c >= 0x10000) {
+            Py_UCS4 v = c - 0x10000;
+            Py_UCS4 high = 0xd800 | ((v >> 10) & 0x3ff);
+            *w++ = 'u';
+            for (int shift = 12; shift >= 0; shift -= 4) *w++ = hex[(high >> shift) & 0xf];
+            *w++ = '\\';
+            c = 0xdc00 | (v & 0x3ff);
+        }
+        *w++ = 'u';
+        for (int shift = 12; shift >= 0; shift -= 4) *w++ = hex[(c >> shift) & 0xf];
+    }
+    *w++ = '"';
+    o->len = (size_t)(w - o->data);
+    return 0;
+}
+
+static int put_wire(Out *o, PyObject *value, int depth);
+
+/* The items of an iterable as a JSON array (no method of a user type is reached: exact types only). */
+static int put_items(Out *o, PyObject *container, int depth) {
+    if (PUT(o, "[") < 0) return -1;
+    int status = 1;
+    if (PyList_CheckExact(container) || PyTuple_CheckExact(container)) {
+        /* No Python code runs while encoding (exact types only), so the list cannot change under us. */
+        for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(container); k++) {
+            if (k && PUT(o, ",") < 0) return -1;
+            if ((status = put_wire(o, PySequence_Fast_GET_ITEM(container, k), depth + 1)) <= 0) return status;
+        }
+        return PUT(o, "]") < 0 ? -1 : 1;
+    }
+    PyObject *items = PyObject_GetIter(container); /* a set or frozenset: Python's own iteration order */
+    if (!items) return -1;
+    PyObject *item;
+    for (int first = 1; status > 0 && (item = PyIter_Next(items)) != NULL; first = 0) {
+        if (!first && PUT(o, ",") < 0) status = -1;
+        if (status > 0) status = put_wire(o, item, depth + 1);
+        Py_DECREF(item);
+    }
+    Py_DECREF(items);
+    if (status > 0 && PyErr_Occurred()) status = -1;
+    if (status <= 0) return status;
+    return PUT(o, "]") < 0 ? -1 : 1;
+}
+
+/* 1: written; 0: not handled here (zygote.py encodes it, or says why it is not plain); -1: exception. */
+static int put_wire(Out *o, PyObject *value, int depth) {
+    char number[32];
+    if (value == Py_None) return PUT(o, "null") < 0 ? -1 : 1;
+    if (value == Py_True) return PUT(o, "true") < 0 ? -1 : 1;
+    if (value == Py_False) return PUT(o, "false") < 0 ? -1 : 1;
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) return 0;
+        if (v == -1 && PyErr_Occurred()) return -1;
+        int n = snprintf(number, sizeof number, "%lld", v);
+        return out_put(o, number, (size_t)n) < 0 ? -1 : 1;
+    }
+    if (PyFloat_CheckExact(value)) {
+        double v = PyFloat_AS_DOUBLE(value);
+        if (Py_IS_NAN(v)) return PUT(o, "NaN") < 0 ? -1 : 1;
+        if (Py_IS_INFINITY(v)) return (v > 0 ? PUT(o, "Infinity") : PUT(o, "-Infinity")) < 0 ? -1 : 1;
+        char *text = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (!text) return -1;
+        int rc = out_put(o, text, strlen(text));
+        PyMem_Free(text);
+        return rc < 0 ? -1 : 1;
+    }
+    if (PyUnicode_CheckExact(value)) return put_str(o, value) < 0 ? -1 : 1;
+    if (depth > WIRE_MAX_DEPTH) return 0;
+    if (PyList_CheckExact(value)) return put_items(o, value, depth);
+    const char *tag = PyTuple_CheckExact(value)       ? "{\"t\":"
+                      : PySet_CheckExact(value)       ? "{\"s\":"
+                      : PyFrozenSet_CheckExact(value) ? "{\"f\":"
+                      : PyDict_CheckExact(value)      ? "{\"d\":["
+                      : PyBytes_CheckExact(value)     ? "{\"b\":\""
+                                                      : NULL;
+    if (!tag) return 0;
+    if (out_put(o, tag, strlen(tag)) < 0) return -1;
+    if (PyBytes_CheckExact(value)) {
+        static const char hex[] = "0123456789abcdef";
+        Py_ssize_t n = PyBytes_GET_SIZE(value);
+        const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(value);
+        if (out_reserve(o, (size_t)n * 2 + 2) < 0) return -1;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            o->data[o->len++] = hex[b[k] >> 4];
+            o->data[o->len++] = hex[b[k] & 0xf];
+        }
+        return PUT(o, "\"}") < 0 ? -1 : 1;
+    }
+    if (PyDict_CheckExact(value)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        int first = 1, status;
+        while (PyDict_Next(value, &pos, &k, &v)) {
+            if ((!first && PUT(o, ",") < 0) || PUT(o, "[") < 0) return -1;
+            first = 0;
+            if ((status = put_wire(o, k, depth + 1)) <= 0) return status;
+            if (PUT(o, ",") < 0) return -1;
+            if ((status = put_wire(o, v, depth + 1)) <= 0) return status;
+            if (PUT(o, "]") < 0) return -1;
+        }
+        return PUT(o, "]}") < 0 ? -1 : 1;
+    }
+    int status = put_items(o, value, depth);
+    if (status <= 0) return status;
+    return PUT(o, "}") < 0 ? -1 : 1;
+}
+
+static PyObject *value_record(PyObject *self, PyObject *args) {
+    int fd;
+    Py_ssize_t index;
+    long long t_ns;
+    PyObject *value;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "inLO:value_record", &fd, &index, &t_ns, &value)) return NULL;
+    Out o = {out_static, 4, sizeof out_static}; /* 4: room for the length */
+    int n = snprintf(out_static + 4, 64, "[%zd,%lld,", index, t_ns);
+    o.len += (size_t)n;
+    int status = put_wire(&o, value, 0);
+    if (status > 0 && PUT(&o, "]") < 0) status = -1;
+    if (status > 0) {
+        size_t size = o.len - 4;
+        o.data[0] = (char)(size >> 24);
+        o.data[1] = (char)(size >> 16);
+        o.data[2] = (char)(size >> 8);
+        o.data[3] = (char)size;
+        for (size_t done = 0; done < o.len;) { /* a failed write loses the record, as in zygote.py */
+            ssize_t w = write(fd, o.data + done, o.len - done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) break;
+            done += (size_t)w;
+        }
+    }
+    if (o.data != out_static) PyMem_RawFree(o.data);
+    if (status < 0) return NULL;
+    return PyBool_FromLong(status > 0);
+}
+
 static PyMethodDef methods[] = {
     {"prctl", py_prctl, METH_VARARGS, "prctl(option, arg) -> 0 or errno (the other three arguments 0)."},
     {"unshare", py_unshare, METH_VARARGS, "unshare(flags) -> 0 or errno."},
@@ -405,6 +610,10 @@ static PyMethodDef methods[] = {
      "exits, the timeout passes or a stream goes over its cap, and gets (pid, reason, stream, out, err, res,\n"
      "out_size, err_size, res_size, hup): reason 0 exited, 1 timeout, 2 over a cap (stream 0-2); hup has bit\n"
      "i set once stream i reached its end. The child is not reaped."},
+    {"value_record", value_record, METH_VARARGS,
+     "value_record(fd, i, t_ns, value) -> bool\n\nWrite the record [i, t_ns, WIRE] of a call test that "
+     "returned `value` on `fd` (4-byte length, then the JSON) and return True; return False, writing "
+     "nothing, for a value left to zygote.py (not plain data, an int beyond 64 bits, nested too deep)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_zygote_native",
@@ -414,7 +623,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_zygote_native",
 /* zygote.py uses this module only if its ABI_VERSION is the one it was written for: an extension left
    over from an older install (an editable install not rebuilt after an update) is then ignored, not
    called with arguments it does not understand. Raise it with every change of a function's arguments. */
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 
 PyMODINIT_FUNC PyInit__zygote_native(void) {
     PyObject *m = PyModule_Create(&module);

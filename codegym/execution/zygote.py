@@ -115,7 +115,7 @@ import time
 try:  # optional native helpers, built next to this file at install time (see _zygote_native.c)
     import _zygote_native as _native
 
-    if getattr(_native, "ABI_VERSION", None) != 1:  # built from another version of the C file
+    if getattr(_native, "ABI_VERSION", None) != 2:  # built from another version of the C file
         _native = None
 except ImportError:
     _native = None
@@ -1844,6 +1844,7 @@ def _child_main(spec):
         _flush()
         _exit(0)
     entry = spec.get("entry_point", "")
+    value_record = _native.value_record if _native is not None else None
     for i, test in _enumerate(spec.get("tests", [])):
         t0 = _perf_ns()
         is_assert = test.get("kind") == "assert"
@@ -1880,6 +1881,14 @@ def _child_main(spec):
             )
             continue
         dt = _perf_ns() - t0
+        if value_record is not None:
+            # Native: the same record, encoded in C into a static buffer (encode() and json allocate
+            # objects of many sizes, and each page they land in is a copy-on-write fault).
+            try:
+                if value_record(_RESULT_FD, i, dt, value):
+                    continue
+            except _BaseException:  # MemoryError, say: encoded below instead
+                pass
         try:
             wire = encode(value)
         except Unplain as exc:
