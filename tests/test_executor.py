@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -429,12 +430,41 @@ def test_native_path_is_used_where_built_and_both_paths_agree() -> None:
                         rb.stdout[:100],
                     )
                     assert [t.status for t in ra.tests] == [t.status for t in rb.tests]
+                # Call mode: the C loop and zygote.py's loop give the same outcomes, test by test.
+                call = Task(
+                    "t/calls",
+                    "",
+                    "f",
+                    "",
+                    tests=(
+                        CallTest(args=(1,), expected=[1, (1,), {1: b"x"}]),
+                        CallTest(args=(0,), expected=0),
+                        AssertTest("assert candidate(2)[0] == 2"),
+                        CallTest(args=(3,), expected=3),
+                        CallTest(args=(4,), expected=2**70),
+                        AssertTest("assert candidate(0) == 1"),
+                    ),
+                    visible_tests=(CallTest(args=(5,), expected=[5, (5,), {5: b"x"}]),),
+                )
+                programs = [
+                    "def f(x):\n    return [x, (x,), {x: b'x'}]\n",
+                    "def f(x):\n    if x == 0:\n        raise KeyError(x)\n    if x == 3:\n"
+                    "        return object()\n    return 2**70 if x == 4 else [x, (x,), {x: b'x'}]\n",
+                    "g = 1\n",
+                    "def f(x):\n    return 10 // x\n",
+                ]
+                for program in programs:
+                    ra, rb = a.run(call, program), b.run(call, program)
+                    assert (ra.status, ra.feedback) == (rb.status, rb.feedback)
+                    assert [(t.status, t.message) for t in ra.tests + ra.visible_tests] == [
+                        (t.status, t.message) for t in rb.tests + rb.visible_tests
+                    ]
     finally:
         native.close()
         python.close()
 
 
-@pytest.mark.parametrize("abi,used", [(2, True), (1, False)])
+@pytest.mark.parametrize("abi,used", [(3, True), (2, False)])
 def test_zygote_ignores_native_helpers_of_another_version(tmp_path: Path, abi: int, used: bool) -> None:
     """An extension left from another version (say, an editable install not rebuilt) is not called."""
     from codegym.execution.backend import ZYGOTE_PATH
@@ -490,18 +520,28 @@ def _hashable(value: object) -> bool:
     return True
 
 
-def test_native_value_records_are_what_zygote_py_writes() -> None:
-    """The C encoder of call test records gives the same bytes as encode() + json, or leaves the value."""
+def _zygote_module() -> Any:
     import importlib.util
-    import random
 
     from codegym.execution.backend import ZYGOTE_PATH
 
-    native = pytest.importorskip("codegym.execution._zygote_native")
     spec = importlib.util.spec_from_file_location("zygote_under_test", ZYGOTE_PATH)
     assert spec is not None and spec.loader is not None
     zygote = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(zygote)
+    return zygote
+
+
+def _identity(value: object) -> object:
+    return value
+
+
+def test_native_call_records_are_what_zygote_py_writes() -> None:
+    """The C loop's record of a returned value has the bytes of encode() + json, or leaves the value."""
+    import random
+
+    native = pytest.importorskip("codegym.execution._zygote_native")
+    zygote = _zygote_module()
     rng = random.Random(7)
     scalars: list[object] = [None, True, 3, -2.5, "a\n", "😀", b"\x01", 10**15]
 
@@ -519,15 +559,20 @@ def test_native_value_records_are_what_zygote_py_writes() -> None:
             "d": lambda: {k: v for k, v in zip(hashable, items)},
         }[kind]()
 
+    ns = {"f": _identity}
     read_fd, write_fd = os.pipe()
     try:
-        for i, value in enumerate(_PLAIN_VALUES + [plain(0) for _ in range(300)]):
-            expected = f"[{i},12345,{zygote._dumps_record(zygote.encode(value))}]".encode()
-            assert native.value_record(write_fd, i, 12345, value) is True, value
+        for value in _PLAIN_VALUES + [plain(0) for _ in range(300)]:
+            assert native.call_tests(ns, "f", ((value,),), 0, write_fd) == (1, 3, None, 0), value
             frame = os.read(read_fd, 1 << 20)
-            assert frame == len(expected).to_bytes(4, "big") + expected, value
+            payload = frame[4:]
+            assert int.from_bytes(frame[:4], "big") == len(payload)
+            index, t_ns, wire = payload.split(b",", 2)
+            assert (index, t_ns.isdigit()) == (b"[0", True)
+            assert wire == zygote._dumps_record(zygote.encode(value)).encode() + b"]", value
         for value in _LEFT_TO_PYTHON:
-            assert native.value_record(write_fd, 0, 1, value) is False, value
+            i, kind, outcome, t_ns = native.call_tests(ns, "f", ((value,),), 0, write_fd)
+            assert (i, kind) == (0, 0) and outcome is value and t_ns >= 0, value
         os.close(write_fd)
         write_fd = -1
         assert os.read(read_fd, 100) == b""  # nothing written for any of them
@@ -535,6 +580,30 @@ def test_native_value_records_are_what_zygote_py_writes() -> None:
         os.close(read_fd)
         if write_fd >= 0:
             os.close(write_fd)
+
+
+def test_native_call_loop_hands_back_what_it_does_not_handle() -> None:
+    native = pytest.importorskip("codegym.execution._zygote_native")
+
+    def f(x: int) -> int:
+        return 10 // x
+
+    ns = {"f": f}
+    calls = ((1,), (2,), None, (0,), (5,))  # None: an assert test, run by zygote.py
+    read_fd, write_fd = os.pipe()
+    try:
+        assert native.call_tests(ns, "f", calls, 0, write_fd)[:3] == (2, 2, None)
+        records = os.read(read_fd, 1000)
+        assert records.count(b"[0,") == 1 and b",10]" in records and b",5]" in records
+        i, kind, exc, t_ns = native.call_tests(ns, "f", calls, 3, write_fd)
+        assert (i, kind, type(exc)) == (3, 1, ZeroDivisionError) and t_ns >= 0
+        assert exc.__traceback__ is not None  # as an exception caught in Python has
+        assert native.call_tests(ns, "f", calls, 4, write_fd) == (5, 3, None, 0)
+        assert os.read(read_fd, 1000).endswith(b",2]")
+        assert native.call_tests({}, "f", calls, 0, write_fd)[:2] == (0, 2)  # no such function
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
 
 
 def test_programs_see_only_the_sandbox_environment(ex: codegym.Executor) -> None:

@@ -19,13 +19,14 @@
  *                  writes) in the zygote while the child lives. The caller then reaps the child, kills
  *                  what is left of the job and builds the reply, in Python, as before.
  *
- *   value_record(fd, i, t_ns, value)
- *                  In the child: the record of a call test that returned `value`, written on the result
- *                  channel in one write, from a static buffer. zygote.py's encode() and json would
- *                  allocate objects of several sizes (each in a page the child must first copy); this
- *                  encodes the same wire format straight into bytes, with the same strictness (exact
- *                  builtin types only, no method of the value called). Values it leaves to zygote.py:
- *                  anything not plain, ints beyond 64 bits, nesting deeper than 100.
+ *   call_tests(...) In the child: the loop over the call tests. Each test calls the program's function
+ *                  and writes the record of the returned value on the result channel in one write, from a
+ *                  static buffer. zygote.py's loop, encode() and json touch and allocate objects of many
+ *                  sizes (each in a page the child must first copy); this encodes the same wire format
+ *                  straight into bytes, with the same strictness (exact builtin types only, no method of
+ *                  the value called). It hands back to zygote.py whatever is not that common case: assert
+ *                  tests, exceptions, and values it leaves to zygote.py's encoder (anything not plain, ints
+ *                  beyond 64 bits, nesting deeper than 100).
  *
  * Nothing here trusts the child: it only reads bytes from pipes, which the caller parses as untrusted.
  */
@@ -564,16 +565,11 @@ static int put_wire(Out *o, PyObject *value, int depth) {
     return PUT(o, "}") < 0 ? -1 : 1;
 }
 
-static PyObject *value_record(PyObject *self, PyObject *args) {
-    int fd;
-    Py_ssize_t index;
-    long long t_ns;
-    PyObject *value;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "inLO:value_record", &fd, &index, &t_ns, &value)) return NULL;
+/* Write the record [i, t_ns, WIRE] of a call test that returned `value` (4-byte length, then the JSON).
+   1: written (a failed write loses it, as in zygote.py); 0: a value left to zygote.py, nothing written. */
+static int value_record(int fd, Py_ssize_t index, long long t_ns, PyObject *value) {
     Out o = {out_static, 4, sizeof out_static}; /* 4: room for the length */
-    int n = snprintf(out_static + 4, 64, "[%zd,%lld,", index, t_ns);
-    o.len += (size_t)n;
+    o.len += (size_t)snprintf(out_static + 4, 64, "[%zd,%lld,", index, t_ns);
     int status = put_wire(&o, value, 0);
     if (status > 0 && PUT(&o, "]") < 0) status = -1;
     if (status > 0) {
@@ -582,7 +578,7 @@ static PyObject *value_record(PyObject *self, PyObject *args) {
         o.data[1] = (char)(size >> 16);
         o.data[2] = (char)(size >> 8);
         o.data[3] = (char)size;
-        for (size_t done = 0; done < o.len;) { /* a failed write loses the record, as in zygote.py */
+        for (size_t done = 0; done < o.len;) {
             ssize_t w = write(fd, o.data + done, o.len - done);
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) break;
@@ -590,8 +586,50 @@ static PyObject *value_record(PyObject *self, PyObject *args) {
         }
     }
     if (o.data != out_static) PyMem_RawFree(o.data);
-    if (status < 0) return NULL;
-    return PyBool_FromLong(status > 0);
+    if (status < 0) PyErr_Clear(); /* out of memory while encoding: zygote.py tries */
+    return status > 0;
+}
+
+enum { CALL_VALUE = 0, CALL_RAISED = 1, CALL_IN_PYTHON = 2, CALL_DONE = 3 };
+
+static PyObject *call_tests(PyObject *self, PyObject *args) {
+    PyObject *ns, *entry, *calls;
+    Py_ssize_t start;
+    int fd;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!UO!ni:call_tests", &PyDict_Type, &ns, &entry, &PyTuple_Type, &calls, &start,
+                          &fd))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(calls);
+    for (Py_ssize_t i = start < 0 ? 0 : start; i < n; i++) {
+        PyObject *call_args = PyTuple_GET_ITEM(calls, i);
+        PyObject *fn = PyTuple_CheckExact(call_args) ? PyDict_GetItemWithError(ns, entry) : NULL;
+        if (!fn) { /* an assert test, or no such function (or a failing lookup): zygote.py runs test i */
+            PyErr_Clear();
+            return Py_BuildValue("(niOi)", i, CALL_IN_PYTHON, Py_None, 0);
+        }
+        Py_INCREF(fn);
+        long long t0 = now_ns();
+        PyObject *value = PyObject_Call(fn, call_args, NULL);
+        long long dt = now_ns() - t0;
+        Py_DECREF(fn);
+        if (!value) {
+            PyObject *type, *exc, *tb;
+            PyErr_Fetch(&type, &exc, &tb);
+            PyErr_NormalizeException(&type, &exc, &tb);
+            if (exc && tb) PyException_SetTraceback(exc, tb);
+            Py_XDECREF(type);
+            Py_XDECREF(tb);
+            if (!exc) {
+                exc = Py_None;
+                Py_INCREF(exc);
+            }
+            return Py_BuildValue("(niNL)", i, CALL_RAISED, exc, dt);
+        }
+        if (!value_record(fd, i, dt, value)) return Py_BuildValue("(niNL)", i, CALL_VALUE, value, dt);
+        Py_DECREF(value);
+    }
+    return Py_BuildValue("(niOi)", n, CALL_DONE, Py_None, 0);
 }
 
 static PyMethodDef methods[] = {
@@ -610,10 +648,13 @@ static PyMethodDef methods[] = {
      "exits, the timeout passes or a stream goes over its cap, and gets (pid, reason, stream, out, err, res,\n"
      "out_size, err_size, res_size, hup): reason 0 exited, 1 timeout, 2 over a cap (stream 0-2); hup has bit\n"
      "i set once stream i reached its end. The child is not reaped."},
-    {"value_record", value_record, METH_VARARGS,
-     "value_record(fd, i, t_ns, value) -> bool\n\nWrite the record [i, t_ns, WIRE] of a call test that "
-     "returned `value` on `fd` (4-byte length, then the JSON) and return True; return False, writing "
-     "nothing, for a value left to zygote.py (not plain data, an int beyond 64 bits, nested too deep)."},
+    {"call_tests", call_tests, METH_VARARGS,
+     "call_tests(ns, entry, calls, start, fd) -> (i, kind, outcome, t_ns)\n\nIn the child: from test "
+     "`start` on, call ns[entry](*calls[i]) and write each returned value's record [i, t_ns, WIRE] on `fd`, "
+     "until a test needs zygote.py: kind 0, test i returned `outcome`, a value left to zygote.py's encoder\n"
+     "(not plain data, an int beyond 64 bits, nested too deep); 1, it raised `outcome`; 2, zygote.py runs "
+     "test i itself (calls[i] is not a tuple: an assert test; or ns has no `entry`); 3, all done (i = "
+     "len(calls))."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_zygote_native",
@@ -623,7 +664,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_zygote_native",
 /* zygote.py uses this module only if its ABI_VERSION is the one it was written for: an extension left
    over from an older install (an editable install not rebuilt after an update) is then ignored, not
    called with arguments it does not understand. Raise it with every change of a function's arguments. */
-#define ABI_VERSION 2
+#define ABI_VERSION 3
 
 PyMODINIT_FUNC PyInit__zygote_native(void) {
     PyObject *m = PyModule_Create(&module);

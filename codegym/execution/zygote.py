@@ -115,7 +115,7 @@ import time
 try:  # optional native helpers, built next to this file at install time (see _zygote_native.c)
     import _zygote_native as _native
 
-    if getattr(_native, "ABI_VERSION", None) != 2:  # built from another version of the C file
+    if getattr(_native, "ABI_VERSION", None) != 3:  # built from another version of the C file
         _native = None
 except ImportError:
     _native = None
@@ -1166,7 +1166,7 @@ class Zygote:
                 "code": code,
                 # Decoded here, once: the child inherits the values instead of building (and copying
                 # the pages of) its own. A malformed argument is the executor's fault, reported as such.
-                "arguments": [_from_wire(t["args"]) if t.get("kind") == "call" else None for t in tests],
+                "arguments": _call_arguments(tests),
             }
             runs.append(self.run_child(spec, None, lim))
         else:
@@ -1713,8 +1713,9 @@ def _emit(record):
     _write_record(data)
 
 
-def _seconds(t0):
-    return (_perf_ns() - t0) / 1e9
+def _call_arguments(tests):
+    """Per test, the tuple of arguments of a call test (decoded from the wire), None for an assert test."""
+    return _tuple(_tuple(_from_wire(t["args"])) if t.get("kind") == "call" else None for t in tests)
 
 
 def _exc_line(exc):
@@ -1776,6 +1777,65 @@ def syntax_record(exc):
     }
 
 
+def _report_error(i, exc, is_assert, dt):
+    _emit(
+        {
+            "ev": "test",
+            "i": i,
+            "error": _exc_line(exc),
+            "assert": is_assert and _isinstance(exc, _AssertionError),
+            "memory": _isinstance(exc, _MemoryError),
+            "t": dt / 1e9,
+        }
+    )
+
+
+def _report_value(i, dt, value):
+    try:
+        wire = encode(value)
+    except Unplain as exc:
+        _emit({"ev": "test", "i": i, "unplain": _str(exc), "t": dt / 1e9})
+        return
+    except _RecursionError:
+        _emit({"ev": "test", "i": i, "unplain": "nested too deep", "t": dt / 1e9})
+        return
+    try:
+        text = "[%d,%d,%s]" % (i, dt, _dumps_record(wire))
+    except _BaseException:  # a string too large to encode (MemoryError): the run fails this test
+        return
+    _emit(text)
+
+
+def _run_test(i, test, ns, entry, arguments):
+    """Run call or assert test ``i`` and write its record."""
+    t0 = _perf_ns()
+    is_assert = test.get("kind") == "assert"
+    try:
+        fn = ns[entry]
+    except _KeyError:
+        _emit(
+            {
+                "ev": "test",
+                "i": i,
+                "error": "NameError: name %r is not defined" % (entry,),
+                "assert": is_assert,
+                "t": 0.0,
+            }
+        )
+        return
+    try:
+        if is_assert:
+            ns["candidate"] = fn
+            _exec(_compile(test["code"], "<test>", "exec", dont_inherit=True), ns)
+            _emit("[%d,%d]" % (i, _perf_ns() - t0))
+            return
+        value = fn(*arguments[i])
+    except _BaseException as exc:
+        _report_error(i, exc, is_assert, _perf_ns() - t0)
+        return
+    _report_value(i, _perf_ns() - t0, value)
+
+
 def _child_main(spec):
     """Run the program and its tests in this (already contained) child, reporting on the result channel."""
     builtins = _builtins_module  # not an import statement: that would look the module's spec up anew
@@ -1799,9 +1859,7 @@ def _child_main(spec):
     # Arguments are decoded before any user code runs (json's Python layer uses patchable builtins).
     arguments = spec.get("arguments")
     if arguments is None:
-        arguments = [
-            _from_wire(t["args"]) if t.get("kind") == "call" else None for t in spec.get("tests", [])
-        ]
+        arguments = _call_arguments(spec.get("tests", []))
     ns = {"__name__": "__main__" if stdio else "__candidate__", "__builtins__": builtins}
     try:
         _exec(code, ns)
@@ -1844,64 +1902,27 @@ def _child_main(spec):
         _flush()
         _exit(0)
     entry = spec.get("entry_point", "")
-    value_record = _native.value_record if _native is not None else None
-    for i, test in _enumerate(spec.get("tests", [])):
-        t0 = _perf_ns()
-        is_assert = test.get("kind") == "assert"
-        try:
-            fn = ns[entry]
-        except _KeyError:
-            _emit(
-                {
-                    "ev": "test",
-                    "i": i,
-                    "error": "NameError: name %r is not defined" % (entry,),
-                    "assert": is_assert,
-                    "t": 0.0,
-                }
-            )
-            continue
-        try:
-            if is_assert:
-                ns["candidate"] = fn
-                _exec(_compile(test["code"], "<test>", "exec", dont_inherit=True), ns)
-                _emit("[%d,%d]" % (i, _perf_ns() - t0))
+    tests = spec.get("tests", [])
+    n = _len(tests)
+    # Native: the call tests run in C, each record written from a static buffer, up to a test that
+    # needs this code (see _zygote_native.c); without the extension every test runs in _run_test.
+    call_tests = _native.call_tests if _native is not None else None
+    i = 0
+    while i < n:
+        if call_tests is not None:
+            i, kind, outcome, dt = call_tests(ns, entry, arguments, i, _RESULT_FD)
+            if kind == 0:  # returned a value that encode() is to encode (or name as not plain)
+                _report_value(i, dt, outcome)
+                i += 1
                 continue
-            value = fn(*arguments[i])
-        except _BaseException as exc:
-            _emit(
-                {
-                    "ev": "test",
-                    "i": i,
-                    "error": _exc_line(exc),
-                    "assert": is_assert and _isinstance(exc, _AssertionError),
-                    "memory": _isinstance(exc, _MemoryError),
-                    "t": _seconds(t0),
-                }
-            )
-            continue
-        dt = _perf_ns() - t0
-        if value_record is not None:
-            # Native: the same record, encoded in C into a static buffer (encode() and json allocate
-            # objects of many sizes, and each page they land in is a copy-on-write fault).
-            try:
-                if value_record(_RESULT_FD, i, dt, value):
-                    continue
-            except _BaseException:  # MemoryError, say: encoded below instead
-                pass
-        try:
-            wire = encode(value)
-        except Unplain as exc:
-            _emit({"ev": "test", "i": i, "unplain": _str(exc), "t": dt / 1e9})
-            continue
-        except _RecursionError:
-            _emit({"ev": "test", "i": i, "unplain": "nested too deep", "t": dt / 1e9})
-            continue
-        try:
-            text = "[%d,%d,%s]" % (i, dt, _dumps_record(wire))
-        except _BaseException:  # a string too large to encode (MemoryError): the run fails this test
-            continue
-        _emit(text)
+            if kind == 1:  # raised
+                _report_error(i, outcome, False, dt)
+                i += 1
+                continue
+            if kind != 2:  # all done
+                break
+        _run_test(i, tests[i], ns, entry, arguments)
+        i += 1
     _write_record(_DONE_FRAME)
     _flush()
     _exit(0)
