@@ -578,7 +578,8 @@ class LocalBackend(ZygotePool):
             time can time out where it would not have alone: 0 keeps one job per worker.
         native: Use the zygote's native helpers where they were built at install time
             (``codegym/execution/_zygote_native.c``: the fork, the child's set-up and its supervision in
-            C, Python's arenas in transparent huge pages: 13-15% more throughput, ``bench/executor.py``).
+            C, Python's arenas in transparent huge pages, the call tests' loop in C: 15-20% more
+            throughput, ``bench/executor.py --no-native``).
             ``False`` runs the zygote's pure-Python path, as in containers; the hello's ``features`` say
             which one runs (``native``).
         pin_cpus: Pin zygote ``i`` (and so its children) to the ``i``-th CPU this process may use,

@@ -91,9 +91,9 @@ never entered the sandbox. Records written by the harness:
     {"ev": "test", "i": int, "unplain": "type name", "t": float}     # returned a non-plain value
     {"ev": "done"}
 
-The two common records are arrays (``t_ns``: the test's duration in integer nanoseconds): the child
-formats them with one ``%`` and no dict or float, which writes fewer of the zygote's pages (each such
-page is a copy-on-write fault). The other records' ``t`` is in seconds.
+The two common records are arrays (``t_ns``: the test's duration in integer nanoseconds), written with
+no dict or float (with the native helpers, in C: ``call_tests``), which touches fewer of the zygote's
+pages (each a copy-on-write fault in the child). The other records' ``t`` is in seconds.
 
 WIRE values are JSON with tags for what JSON lacks: ``null``/``true``/``false``/numbers (NaN,
 Infinity allowed)/strings/arrays are themselves (arrays are lists); every JSON object is a tag with one
