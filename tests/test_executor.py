@@ -464,7 +464,81 @@ def test_native_path_is_used_where_built_and_both_paths_agree() -> None:
         python.close()
 
 
-@pytest.mark.parametrize("abi,used", [(3, True), (2, False)])
+def _transparent_huge_pages() -> str:
+    """The kernel's transparent huge page mode (``always``, ``madvise``, ``never``; "" if unknown)."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return ""
+    return text[text.find("[") + 1 : text.find("]")] if "[" in text else ""
+
+
+def _anonymous_huge_code_kb(pid: int) -> int:
+    """kB of ``pid``'s executable anonymous mappings that are in transparent huge pages (from smaps)."""
+    total = 0
+    executable_anonymous = False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's header line
+            executable_anonymous = fields[1].startswith("r-x") and fields[4] == "0" and len(fields) == 5
+        elif fields[0] == "AnonHugePages:" and executable_anonymous:
+            total += int(fields[1])
+    return total
+
+
+def test_interpreter_code_moves_into_huge_pages_and_programs_run_the_same() -> None:
+    """With the native helpers the zygote's interpreter code lives in anonymous huge pages (children
+    share it through the fork instead of faulting file pages in), and programs run exactly as they do on
+    the file mappings (``huge_text=False``)."""
+    from conftest import on_ci
+
+    moved, kept = LocalBackend(1), LocalBackend(1, huge_text=False)
+    try:
+        features = moved.features()
+        if not features["native"]:
+            assert not on_ci(), "CI builds codegym/execution/_zygote_native.c (pip install -e . needs gcc)"
+            pytest.skip("the native extension was not built here (no C compiler at install time)")
+        assert kept.features()["huge_text"] == 0
+        if _transparent_huge_pages() in ("", "never"):
+            assert features["huge_text"] == 0
+            pytest.skip("transparent huge pages are off on this kernel: the code stays in file pages")
+        huge = 2 << 20
+        assert features["huge_text"] >= huge and features["huge_text"] % huge == 0
+        call = Task(
+            "t/huge",
+            "",
+            "f",
+            "",
+            tests=(CallTest(args=(3,), expected=[3, 9.0, "3"]), AssertTest("assert candidate(1)[0] == 1")),
+        )
+        programs = [
+            "import math\ndef f(x):\n    return [x, math.pow(x, 2), str(x)]\n",
+            "def f(x):\n    return [x, x * x, str(x)]\n",
+            "def f(x):\n    raise ValueError(x)\n",
+            "def f(x:\n",
+        ]
+        outcomes = []
+        for backend in (moved, kept):
+            with codegym.Executor(backend=backend, cache=False) as ex:
+                results = [ex.run(call, program) for program in programs]
+                outcomes.append([(r.status, r.feedback, [t.status for t in r.tests]) for r in results])
+                zygote = backend._zygotes[0]
+                assert zygote is not None
+                code_kb = _anonymous_huge_code_kb(zygote.proc.pid)
+                assert code_kb == (features["huge_text"] >> 10 if backend is moved else 0)
+        assert outcomes[0] == outcomes[1]
+        assert [status for status, _, _ in outcomes[0]] == [
+            "passed",
+            "failed",
+            "runtime_error",
+            "syntax_error",
+        ]
+    finally:
+        moved.close()
+        kept.close()
+
+
+@pytest.mark.parametrize("abi,used", [(4, True), (3, False)])
 def test_zygote_ignores_native_helpers_of_another_version(tmp_path: Path, abi: int, used: bool) -> None:
     """An extension left from another version (say, an editable install not rebuilt) is not called."""
     from codegym.execution.backend import ZYGOTE_PATH

@@ -11,6 +11,10 @@
  *                  per 2 MiB instead of one per 4 KiB. This holds only while the zygote writes nothing
  *                  while a child lives (a write then splits the huge mapping): hence spawn().
  *
+ *   huge_text()    Bytes of the interpreter's code and read-only data that the preload's constructor moved
+ *                  into transparent huge pages (CODEGYM_ZYGOTE_HUGE_TEXT=1): children then share them
+ *                  through the fork instead of faulting libpython's file pages in again.
+ *
  *   spawn(...)     fork(); in the child, the set-up that zygote.py's _enter_child does in Python
  *                  (session, cgroups, standard descriptors, close the rest, work directory, rlimits,
  *                  unprivileged identity, parent-death signal), done in C before any Python runs again;
@@ -35,6 +39,8 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -123,9 +129,134 @@ static PyObject *huge_arenas(PyObject *self, PyObject *noargs) {
    environment), this runs before Python initializes: then every arena, the interpreter's own first ones
    included, is in the huge-page region. Python's arena allocator is a plain struct, settable before
    Py_Initialize. */
+static void install_huge_text(void); /* below */
+
 __attribute__((constructor)) static void huge_arenas_from_the_start(void) {
     const char *wanted = getenv("CODEGYM_ZYGOTE_HUGE_ARENAS");
     if (wanted && wanted[0] == '1') install_huge_arenas();
+    const char *text = getenv("CODEGYM_ZYGOTE_HUGE_TEXT");
+    if (text && text[0] == '1') install_huge_text();
+}
+
+/* ------------------------------------------------------------------------------ huge-page text */
+
+/* The interpreter's code and read-only data (libpython's non-writable mappings) are file pages: fork()
+   does not copy their page-table entries, so every child faults them in again (16 pages per fault,
+   about 850 pages per run) and its exit tears them down. Copied into anonymous transparent huge pages
+   at the same addresses, they are one page-table entry per 2 MiB that fork() copies and no child faults
+   on. Only whole 2 MiB windows inside those mappings are moved; a window whose copy did not get a huge
+   page is left as it was (4 KiB anonymous pages would make every fork dearer). */
+
+#define MAPS_BUFFER (256 * 1024)
+#define MAX_SPANS 256
+
+typedef struct {
+    unsigned long start, end, inode;
+    unsigned int dev_major, dev_minor;
+    char perms[5];
+} mapping_t;
+
+static size_t huge_text_bytes; /* bytes of libpython now in huge pages (0: none) */
+
+static ssize_t read_file(const char *path, char *buf, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t got = 0;
+    while (got + 1 < cap) {
+        ssize_t r = read(fd, buf + got, cap - 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = 0;
+    return (ssize_t)got;
+}
+
+static int parse_maps(char *text, mapping_t *maps, int cap) {
+    int n = 0;
+    for (char *line = text; line && *line && n < cap;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        mapping_t m;
+        unsigned long offset;
+        if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu", &m.start, &m.end, m.perms, &offset, &m.dev_major,
+                   &m.dev_minor, &m.inode) == 7)
+            maps[n++] = m;
+        line = next;
+    }
+    return n;
+}
+
+/* AnonHugePages of the mapping starting at `start`, in kB (-1 if not found). */
+static long anon_huge_kb(char *buf, unsigned long start) {
+    if (read_file("/proc/self/smaps", buf, MAPS_BUFFER) <= 0) return -1;
+    char head[32];
+    snprintf(head, sizeof head, "%lx-", start);
+    char *at = strstr(buf, head);
+    if (!at || (at != buf && at[-1] != '\n')) return -1;
+    char *field = strstr(at, "\nAnonHugePages:");
+    long kb = -1;
+    if (field && sscanf(field + 15, "%ld", &kb) != 1) kb = -1;
+    return kb;
+}
+
+/* Replace [window, window + HUGE_PAGE) by a copy in one transparent huge page with protection `prot`:
+   built aside, then moved over the original in one mremap(), so that the code is never missing. */
+static int remap_window(char *buf, unsigned long window, int prot) {
+    char *raw = mmap(NULL, 2 * HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return 0;
+    char *copy = (char *)(((unsigned long)raw + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    int moved = 0;
+    if (madvise(copy, HUGE_PAGE, MADV_HUGEPAGE) == 0) {
+        memcpy(copy, (void *)window, HUGE_PAGE);
+        if (anon_huge_kb(buf, (unsigned long)copy) == (long)(HUGE_PAGE >> 10) &&
+            mprotect(copy, HUGE_PAGE, prot) == 0 &&
+            mremap(copy, HUGE_PAGE, HUGE_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)window) != MAP_FAILED)
+            moved = 1;
+    }
+    if (moved) { /* what is left of the reservation, around the moved window */
+        if (copy > raw) munmap(raw, (size_t)(copy - raw));
+        if (copy + HUGE_PAGE < raw + 2 * HUGE_PAGE)
+            munmap(copy + HUGE_PAGE, (size_t)(raw + 2 * HUGE_PAGE - (copy + HUGE_PAGE)));
+    } else {
+        munmap(raw, 2 * HUGE_PAGE);
+    }
+    return moved;
+}
+
+static void install_huge_text(void) {
+    static mapping_t maps[MAX_SPANS];
+    char *buf = mmap(NULL, MAPS_BUFFER, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) return;
+    int n = read_file("/proc/self/maps", buf, MAPS_BUFFER) > 0 ? parse_maps(buf, maps, MAX_SPANS) : 0;
+    unsigned long anchor = (unsigned long)(void *)&Py_Initialize;
+    int k = 0;
+    while (k < n && !(maps[k].start <= anchor && anchor < maps[k].end)) k++;
+    if (k < n && maps[k].inode != 0 && maps[k].perms[0] == 'r') {
+        /* the contiguous run of libpython's non-writable mappings around its code */
+        int lo = k, hi = k;
+        while (lo > 0 && maps[lo - 1].end == maps[lo].start && maps[lo - 1].inode == maps[k].inode &&
+               maps[lo - 1].perms[0] == 'r' && maps[lo - 1].perms[1] != 'w')
+            lo--;
+        while (hi + 1 < n && maps[hi + 1].start == maps[hi].end && maps[hi + 1].inode == maps[k].inode &&
+               maps[hi + 1].perms[0] == 'r' && maps[hi + 1].perms[1] != 'w')
+            hi++;
+        unsigned long first = (maps[lo].start + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        for (unsigned long w = first; w + HUGE_PAGE <= maps[hi].end; w += HUGE_PAGE) {
+            int prot = PROT_READ;
+            for (int j = lo; j <= hi; j++)
+                if (maps[j].start < w + HUGE_PAGE && w < maps[j].end && maps[j].perms[2] == 'x') prot |= PROT_EXEC;
+            if (remap_window(buf, w, prot)) huge_text_bytes += HUGE_PAGE;
+        }
+    }
+    munmap(buf, MAPS_BUFFER);
+}
+
+static PyObject *huge_text(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    return PyLong_FromSize_t(huge_text_bytes);
 }
 
 /* ------------------------------------------------------------------------------ spawn */
@@ -640,6 +771,9 @@ static PyMethodDef methods[] = {
     {"huge_arenas", huge_arenas, METH_NOARGS,
      "huge_arenas() -> bool\n\nTake Python's small-object arenas made from now on from a region advised for "
      "transparent huge pages (True if the region could be made)."},
+    {"huge_text", huge_text, METH_NOARGS,
+     "huge_text() -> int\n\nBytes of the interpreter's code and read-only data that the preload moved into "
+     "transparent huge pages (0: none)."},
     {"spawn", spawn, METH_VARARGS,
      "spawn(cgroup_fds, stdin_fd, out_w, err_w, res_w, result_fd, workdir, rlimits, uid, pdeathsig, closes,\n"
      "      (out_r, err_r, res_r), (out_cap, err_cap, res_cap), timeout_s, quiet_s)\n\n"
@@ -664,7 +798,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_zygote_native",
 /* zygote.py uses this module only if its ABI_VERSION is the one it was written for: an extension left
    over from an older install (an editable install not rebuilt after an update) is then ignored, not
    called with arguments it does not understand. Raise it with every change of a function's arguments. */
-#define ABI_VERSION 3
+#define ABI_VERSION 4
 
 PyMODINIT_FUNC PyInit__zygote_native(void) {
     PyObject *m = PyModule_Create(&module);

@@ -115,7 +115,7 @@ import time
 try:  # optional native helpers, built next to this file at install time (see _zygote_native.c)
     import _zygote_native as _native
 
-    if getattr(_native, "ABI_VERSION", None) != 3:  # built from another version of the C file
+    if getattr(_native, "ABI_VERSION", None) != 4:  # built from another version of the C file
         _native = None
 except ImportError:
     _native = None
@@ -1040,6 +1040,8 @@ class Zygote:
             "pidfd": self.pidfd,
             "native": _native is not None,
             "huge_arenas": self.huge_arenas,
+            # Bytes of the interpreter's code and read-only data in huge pages (moved by the preload).
+            "huge_text": _native.huge_text() if _native is not None else 0,
             "workroot": self.workroot,
             # Import directories the sandbox uid cannot enter (then only pre-imported modules work).
             "unreadable_paths": sorted(_blocked_dirs([p for p in sys.path if p]))
