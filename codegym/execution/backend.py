@@ -582,13 +582,15 @@ class LocalBackend(ZygotePool):
             throughput, ``bench/executor.py --no-native``).
             ``False`` runs the zygote's pure-Python path, as in containers; the hello's ``features`` say
             which one runs (``native``).
-        huge_text: With the native helpers, copy the interpreter's code and read-only data (libpython's
-            whole 2 MiB windows) into transparent huge pages at the same addresses when a zygote starts.
-            Its children then share them through the fork instead of faulting the file's pages in
-            again: about 30 fewer page faults per run and 2-7% more throughput (``bench/executor.py
-            --no-huge-text``). The hello's ``features`` give the bytes moved (``huge_text``; 0 where
-            transparent huge pages are off). ``False`` keeps the file mappings, for tools that need them
-            (``perf`` cannot name functions in anonymous memory).
+        huge_pages: With the native helpers, keep what every fork copies in transparent huge pages:
+            Python's arenas and malloc's heap (one page-table entry per 2 MiB for the fork to copy, and
+            one page fault per 2 MiB when the zygote writes after a run instead of one per 4 KiB), and
+            the interpreter's code and read-only data, copied at start from libpython's file mappings
+            to the same addresses (children share it through the fork instead of faulting the file's
+            pages in). The hello's ``features`` say what it got (``huge_arenas``, ``huge_heap`` and
+            ``huge_text`` bytes; 0 where transparent huge pages are off). ``False`` keeps 4 KiB pages
+            and the file mappings, for tools that need them (``perf`` cannot name functions in
+            anonymous memory); ``bench/executor.py --no-huge-pages`` measures the difference.
         pin_cpus: Pin zygote ``i`` (and so its children) to the ``i``-th CPU this process may use,
             round robin. A forked child then runs on its zygote's core, where the pages it copies are
             already in cache; unpinned, the scheduler tends to start it on the other core (about 9%
@@ -605,7 +607,7 @@ class LocalBackend(ZygotePool):
         extra_zygotes: int | None = None,
         pin_cpus: bool = True,
         native: bool = True,
-        huge_text: bool = True,
+        huge_pages: bool = True,
         extra_args: Sequence[str] = (),
     ) -> None:
         super().__init__(workers if workers is not None else default_workers())
@@ -613,7 +615,7 @@ class LocalBackend(ZygotePool):
         self.isolate = isolate
         self.pin_cpus = pin_cpus
         self.native = native
-        self.huge_text = huge_text
+        self.huge_pages = huge_pages
         if extra_zygotes is None:
             extra_zygotes = self.workers
         if (
@@ -631,10 +633,10 @@ class LocalBackend(ZygotePool):
         ``LD_BIND_NOW`` makes the dynamic linker resolve every symbol of the interpreter and its libraries
         when the zygote starts: without it, each child resolved (and wrote into its copy of the tables)
         every library function that it was the first to call, about 15 page faults per run.
-        ``LD_PRELOAD`` of ``_zygote_native`` (with ``CODEGYM_ZYGOTE_HUGE_ARENAS=1``) sets Python's arena
-        allocator before the interpreter initializes, so that all of its arenas, the interpreter's first
-        ones included, are in transparent huge pages; with ``CODEGYM_ZYGOTE_HUGE_TEXT=1``
-        (``huge_text``) it also moves the interpreter's code into huge pages. The zygote clears its
+        ``LD_PRELOAD`` of ``_zygote_native`` (with ``CODEGYM_ZYGOTE_HUGE_PAGES=1``, see ``huge_pages``)
+        runs a constructor before the interpreter initializes: Python's arena allocator is set so that all
+        of its arenas, the interpreter's first ones included, are in transparent huge pages, malloc's heap
+        is prepared for them, and the interpreter's code is moved into them. The zygote clears its
         environment before any run.
         """
         env = super().environment(slot)
@@ -642,9 +644,8 @@ class LocalBackend(ZygotePool):
         library = native_library() if self.native and self._trainer_python() else None
         if library is not None:
             env["LD_PRELOAD"] = library
-            env["CODEGYM_ZYGOTE_HUGE_ARENAS"] = "1"
-            if self.huge_text:
-                env["CODEGYM_ZYGOTE_HUGE_TEXT"] = "1"
+            if self.huge_pages:
+                env["CODEGYM_ZYGOTE_HUGE_PAGES"] = "1"
         return env
 
     def _trainer_python(self) -> bool:
@@ -675,6 +676,8 @@ class LocalBackend(ZygotePool):
                 argv += ["--cpu", str(cpus[slot % len(cpus)])]
         if not self.native:
             argv.append("--no-native")
+        if not self.huge_pages:
+            argv.append("--no-huge-pages")
         argv += self.extra_args
         if not self.isolate:
             argv += ["--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup"]

@@ -32,6 +32,10 @@ Launching
   get them for free; ``--preload-modules a,b,c`` chooses the list. ``--site-dirs DIR:DIR`` appends import
   directories to ``sys.path`` (the trainer's site-packages, for a zygote started with ``-S``).
 * ``--cpu N`` pins the zygote, and so every child, to CPU ``N``.
+* ``--no-native`` ignores the native helpers (``_zygote_native``) even where they were built;
+  ``--no-huge-pages`` uses them without putting Python's arenas and heap in transparent huge pages (the
+  backend then also leaves ``CODEGYM_ZYGOTE_HUGE_PAGES`` out of the environment, which the helpers'
+  preload reads to do the same, and to move the interpreter's code, before the interpreter starts).
 * ``--oom-control FILE``: without a cgroup of its own, count OOM kills in this ``memory.oom_control``
   (the container's, for a zygote alone in a container), so that an OOM-killed run is ``memory_limit``.
 * ``--pids-current FILE``: without a pids cgroup of its own, the count in this ``pids.current`` (the
@@ -840,6 +844,7 @@ class Zygote:
         self._pids_limit = None
         self.cpu = None  # the CPU the zygote (and so each child) is pinned to, if any (set by main)
         self.huge_arenas = False  # Python's arenas in transparent huge pages (set by main)
+        self.huge_heap = 0  # bytes of malloc's heap in transparent huge pages (set by main)
         # Opened once: a child joins the cgroups by writing "0" to these (inherited) descriptors, and
         # takes stdin from /dev/null by dup2. Opening paths in every child costs more than its program.
         self._cgroup_fds = tuple(
@@ -1042,6 +1047,7 @@ class Zygote:
             "huge_arenas": self.huge_arenas,
             # Bytes of the interpreter's code and read-only data in huge pages (moved by the preload).
             "huge_text": _native.huge_text() if _native is not None else 0,
+            "huge_heap": self.huge_heap,
             "workroot": self.workroot,
             # Import directories the sandbox uid cannot enter (then only pre-imported modules work).
             "unreadable_paths": sorted(_blocked_dirs([p for p in sys.path if p]))
@@ -1947,9 +1953,17 @@ PRELOAD = (
 _USAGE = (
     "usage: zygote.py [--uid auto|none|N] [--no-netns] [--no-ipcns] [--no-mountns] [--no-cgroup] "
     "[--workroot DIR] [--oom-control FILE] [--pids-current FILE] "
-    "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR] [--cpu N] [--no-native]"
+    "[--preload] [--preload-modules a,b,c] [--site-dirs DIR:DIR] [--cpu N] [--no-native] [--no-huge-pages]"
 )
-_FLAGS = ("--no-netns", "--no-ipcns", "--no-mountns", "--no-cgroup", "--preload", "--no-native")
+_FLAGS = (
+    "--no-netns",
+    "--no-ipcns",
+    "--no-mountns",
+    "--no-cgroup",
+    "--preload",
+    "--no-native",
+    "--no-huge-pages",
+)
 _VALUED = (
     "--uid",
     "--workroot",
@@ -2042,7 +2056,7 @@ def main(argv=None):
         _native = None
     # Already done by LD_PRELOAD where the backend could use it (see LocalBackend.environment); else
     # here, before the preloads, so that at least their objects are allocated in huge-page arenas.
-    huge = bool(_native is not None and _native.huge_arenas())
+    huge = bool(_native is not None and not opts["no_huge_pages"] and _native.huge_arenas())
     cpu = None
     if opts["cpu"] is not None and hasattr(os, "sched_setaffinity"):
         try:  # children inherit it: each runs on the core whose caches hold the zygote's pages
@@ -2087,6 +2101,8 @@ def main(argv=None):
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # children then do not touch (and copy) the zygote's objects while collecting
+    if huge:  # the heap as the zygote will fork it, in huge pages (where the preload prepared it)
+        zygote.huge_heap = _native.huge_heap()
     zygote.serve(0, out_fd)
 
 
