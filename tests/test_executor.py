@@ -1154,3 +1154,48 @@ def test_site_builtins_are_there_although_the_zygote_skips_site(ex: codegym.Exec
     program = "print(*(type(f).__name__ for f in (exit, quit, help, license)))\n"
     result = ex.run(task, program)
     assert result.status == "passed", (result.status, result.feedback, result.stdout)
+
+
+@pytest.mark.parametrize("streams", [True, False])
+def test_tasks_whose_last_run_was_long_are_sent_first_and_results_keep_input_order(streams: bool) -> None:
+    class RecordingBackend:
+        """The local backend, recording the programs of every batch in the order they are sent."""
+
+        def __init__(self) -> None:
+            self.inner = LocalBackend(workers=1)
+            self.workers = 1
+            self.sent: list[list[str]] = []
+
+        def run_jobs(self, jobs, on_reply=None):  # type: ignore[no-untyped-def]
+            self.sent.append([job["program"] for job in jobs])
+            return self.inner.run_jobs(jobs, on_reply) if streams else self.inner.run_jobs(jobs)
+
+        def features(self):  # type: ignore[no-untyped-def]
+            return self.inner.features()
+
+        def close(self) -> None:
+            self.inner.close()
+
+    slow_task = Task(
+        task_id="order/slow",
+        prompt="",
+        entry_point="add",
+        reference="import time\ndef add(a, b):\n    time.sleep(0.05)\n    return a + b\n",
+        tests=(CallTest((1, 2), 3),),
+    )
+    wrong = "def add(a, b):\n    return a - b\n"
+    batch = [(ADD, ADD.reference), (ADD, wrong), (slow_task, slow_task.reference), (ADD, ADD.reference + "#")]
+    backend = RecordingBackend()
+    with codegym.Executor(backend=backend, cache=False) as ex:  # type: ignore[arg-type]
+        first = ex.run_batch(batch)
+        second = ex.run_batch(batch)
+    programs = [program for _, program in batch]
+    assert backend.sent[0] == programs  # nothing known yet: input order
+    assert backend.sent[1] == [programs[2], programs[0], programs[1], programs[3]]  # the long one first
+    for results in (first, second):  # results in input order either way
+        assert [r.status for r in results] == ["passed", "failed", "passed", "passed"]
+        assert [r.task_id for r in results] == [ADD.task_id] * 2 + [
+            slow_task.task_id,
+            ADD.task_id,
+        ]
+    assert second[2].duration_s > 0.05
