@@ -101,8 +101,10 @@ def run_human_eval_apart(
 def run_in_process(
     problems: Sequence[dict[str, Any]], completions: Sequence[str]
 ) -> tuple[list[bool], float, float]:
-    """Verdicts, seconds and CPU seconds of plain ``exec`` of program + check in this process, one after
-    another (trusted code only)."""
+    """Verdicts, seconds and CPU seconds of plain ``exec`` of program + check, one after another.
+
+    In this process, with no isolation (trusted code only).
+    """
     verdicts = []
     sink = io.StringIO()
     cpu_start, start = time.process_time(), time.perf_counter()

@@ -1194,8 +1194,5 @@ def test_tasks_whose_last_run_was_long_are_sent_first_and_results_keep_input_ord
     assert backend.sent[1] == [programs[2], programs[0], programs[1], programs[3]]  # the long one first
     for results in (first, second):  # results in input order either way
         assert [r.status for r in results] == ["passed", "failed", "passed", "passed"]
-        assert [r.task_id for r in results] == [ADD.task_id] * 2 + [
-            slow_task.task_id,
-            ADD.task_id,
-        ]
+        assert [r.task_id for r in results] == [ADD.task_id, ADD.task_id, slow_task.task_id, ADD.task_id]
     assert second[2].duration_s > 0.05
