@@ -15,7 +15,7 @@ import pytest
 
 import codegym
 from codegym import AssertTest, CallTest, StdioTest, Task
-from codegym.execution.backend import LocalBackend, ZygoteProcess
+from codegym.execution.backend import LocalBackend, ZygotePool, ZygoteProcess
 from codegym.execution.compare import (
     WireError,
     decode_wire,
@@ -868,6 +868,9 @@ def test_queue_ahead_and_requeue_after_a_crash(monkeypatch: pytest.MonkeyPatch) 
             sent.append(1)
             if len(sent) == 2:  # the first job is running, the second waits in the pipe: kill the zygote
                 self.proc.kill()
+                # Dead before the pool looks again (as on a loaded machine): the pool must still fail
+                # its running job and requeue the queued one, not just start a new zygote in its slot.
+                self.proc.wait()
 
         monkeypatch.setattr(ZygoteProcess, "send_bytes", send_then_die)
         slow_first = ["import time\ntime.sleep(0.5)\n" + ADD.reference, *programs[1:]]  # surely running
@@ -875,6 +878,53 @@ def test_queue_ahead_and_requeue_after_a_crash(monkeypatch: pytest.MonkeyPatch) 
         # The running job is lost (sandbox_error); the queued one goes back to the queue and runs.
         assert [r.status for r in results] == ["sandbox_error", "failed", "passed", "syntax_error", "passed"]
         assert ex.backend.restarts == 1
+
+
+# A stand-in zygote that answers one job (after a pause, so that the next one is queued in its pipe)
+# and then exits with code 0, as a zygote does after a run that left something it could not remove.
+ONE_JOB_ZYGOTE = """
+import json, os, struct, sys, time
+def send(obj):
+    data = json.dumps(obj).encode()
+    os.write(1, struct.pack(">I", len(data)) + data)
+def read(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(0, n - len(data))
+        if not chunk:
+            sys.exit(0)
+        data += chunk
+    return data
+send({"type": "hello", "pid": os.getpid(), "features": {}})
+request = json.loads(read(struct.unpack(">I", read(4))[0]))
+time.sleep(0.2)
+send({"type": "result", "id": request["id"], "program": request["program"], "pid": os.getpid()})
+"""
+
+
+class OneJobPool(ZygotePool):
+    """Zygotes that each answer one job and exit on purpose (code 0)."""
+
+    def command(self, slot: int) -> list[str]:
+        """The stand-in zygote."""
+        return [sys.executable, "-c", ONE_JOB_ZYGOTE]
+
+
+def test_jobs_queued_behind_a_zygote_that_exits_on_purpose_are_requeued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import codegym.execution.backend as backend_module
+
+    monkeypatch.setattr(backend_module, "_PIPELINE_DEPTH", 2)
+    pool = OneJobPool(1)
+    try:
+        replies = pool.run_jobs([{"program": p} for p in ("a", "b", "c")])
+        # Each was queued ahead or sent to a zygote that then left after one reply: none is lost.
+        assert [(r["type"], r.get("program")) for r in replies] == [("result", p) for p in "abc"]
+        assert len({r["pid"] for r in replies}) == 3  # one zygote per job
+        assert pool.restarts == 0  # leaving on purpose is not a crash
+    finally:
+        pool.close()
 
 
 def test_zygote_sweeps_what_dead_zygotes_left(tmp_path: object) -> None:

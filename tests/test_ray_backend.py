@@ -117,11 +117,28 @@ def test_a_dead_actor_fails_only_its_jobs_and_is_replaced(ray_cluster: None) -> 
         assert ex.run(ADD, ADD.reference).passed
         (old_pid,) = backend.actor_pids()
         ray.kill(backend._actors[0], no_restart=True)
+        # ray.kill only asks for the kill: a call sent before the actor's process is gone can still
+        # run there and pass. Wait until it is gone, so that the next run meets a dead actor.
+        assert _wait_until_gone(old_pid, timeout_s=30), f"actor process {old_pid} still alive after 30 s"
         result = ex.run(ADD, ADD.reference)
         assert result.status == "sandbox_error", result.status
         assert backend.actor_failures == 1
         assert ex.run(ADD, ADD.reference).passed
         assert backend.actor_pids() != [old_pid]
+
+
+def _wait_until_gone(pid: int, timeout_s: float) -> bool:
+    """Whether process ``pid`` has exited (or is a zombie) within ``timeout_s`` seconds."""
+    psutil = require("psutil", "dev")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_close_kills_the_actors_and_their_zygotes(ray_cluster: None) -> None:

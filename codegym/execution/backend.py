@@ -156,6 +156,8 @@ class ZygoteProcess:
         os.set_blocking(self.out_fd, False)
         self._buf = bytearray()
         self.hello: dict[str, Any] | None = None
+        self.eof = False  # its stdout reached EOF: the zygote exited (or closed it)
+        self.answered = 0  # replies read from it
         # Jobs sent and not yet answered, oldest first: the zygote runs them one after another.
         self.inflight: deque[int] = deque()
         self.deadline = 0.0  # when the oldest in-flight job must have been answered
@@ -176,6 +178,8 @@ class ZygoteProcess:
                     if frame.get("type") != "hello":
                         raise SandboxError(f"zygote sent {frame!r:.200} before its hello")
                     self.hello = frame
+                if self.hello is None and self.eof:
+                    raise SandboxError(f"zygote exited (code {self.proc.poll()}) before its hello")
         finally:
             sel.close()
         return self.hello
@@ -194,15 +198,20 @@ class ZygoteProcess:
             view = view[os.write(fd, view) :]
 
     def read_frames(self) -> list[dict[str, Any]]:
-        """Read what is available without blocking; return the complete frames. EOF raises SandboxError."""
-        while True:
+        """Read what is available without blocking; return the complete frames.
+
+        At EOF (the zygote exited) :attr:`eof` becomes True; the frames it wrote before are still
+        returned. A frame that is too large or not JSON raises :class:`SandboxError` or ``ValueError``.
+        """
+        while not self.eof:
             try:
                 # A pipe holds 64 KiB: a bigger read size would only allocate (and shrink) more.
                 chunk = os.read(self.out_fd, _READ_SIZE)
             except BlockingIOError:
                 break
             if not chunk:
-                raise SandboxError(f"zygote exited (code {self.proc.poll()})")
+                self.eof = True
+                break
             self._buf += chunk
             if len(chunk) < _READ_SIZE:
                 break
@@ -351,6 +360,7 @@ class ZygotePool:
         self._lock = threading.Lock()
         self._closed = False
         self.restarts = 0
+        """Zygotes killed because they crashed, hung or broke the protocol (a deliberate exit is not one)."""
 
     def command(self, slot: int) -> list[str]:
         """The argv that starts the zygote of worker ``slot``."""
@@ -422,23 +432,8 @@ class ZygotePool:
                 wait = max(0.0, wake - time.monotonic())
                 for key, _ in sel.select(wait):
                     zyg = busy.get(key.fd)
-                    if zyg is None:
-                        continue
-                    try:
-                        frames = zyg.read_frames()
-                    except (SandboxError, ValueError, UnicodeDecodeError) as exc:
-                        self._fail(zyg, busy, sel, replies, pending, f"sandbox process failed: {exc}")
-                        continue
-                    for frame in frames:
-                        if frame.get("type") not in ("result", "error") or not zyg.inflight:
-                            continue
-                        replies[zyg.inflight.popleft()] = frame
-                        if zyg.inflight:  # the next job starts now
-                            zyg.started = time.monotonic()
-                            zyg.deadline = zyg.started + job_deadline_s(jobs[zyg.inflight[0]])
-                    if not zyg.inflight:
-                        sel.unregister(zyg.out_fd)
-                        del busy[zyg.out_fd]
+                    if zyg is not None:
+                        self._collect(zyg, jobs, busy, sel, replies, pending)
                 now = time.monotonic()
                 for zyg in [z for z in busy.values() if z.deadline <= now]:
                     self._fail(
@@ -452,6 +447,35 @@ class ZygotePool:
         finally:
             sel.close()
         return replies.finish()
+
+    def _collect(
+        self,
+        zyg: ZygoteProcess,
+        jobs: list[Job],
+        busy: dict[int, ZygoteProcess],
+        sel: selectors.BaseSelector,
+        replies: list[RawReply | None],
+        pending: deque[int],
+    ) -> None:
+        """Take the replies ``zyg`` has written; one that exited or sent a bad frame is failed after."""
+        try:
+            frames = zyg.read_frames()
+        except (SandboxError, ValueError, UnicodeDecodeError) as exc:
+            self._fail(zyg, busy, sel, replies, pending, f"sandbox process failed: {exc}")
+            return
+        for frame in frames:
+            if frame.get("type") not in ("result", "error") or not zyg.inflight:
+                continue
+            replies[zyg.inflight.popleft()] = frame
+            zyg.answered += 1
+            if zyg.inflight:  # the next job starts now
+                zyg.started = time.monotonic()
+                zyg.deadline = zyg.started + job_deadline_s(jobs[zyg.inflight[0]])
+        if zyg.eof or not zyg.alive():
+            self._fail(zyg, busy, sel, replies, pending, "sandbox process failed: zygote exited", exited=True)
+        elif not zyg.inflight:
+            sel.unregister(zyg.out_fd)
+            del busy[zyg.out_fd]
 
     def _drop_interrupted(self) -> None:
         """Kill every zygote that still has jobs in flight (left by an interrupted batch)."""
@@ -476,6 +500,10 @@ class ZygotePool:
         ahead: a blocking write here while the zygote blocks writing a large reply would deadlock.
         """
         while pending:
+            # A zygote that died since its output was last read (killed, or exited after its last
+            # reply) is dealt with first: its replies taken, its jobs failed or requeued, its slot freed.
+            for zyg in [z for z in busy.values() if not z.alive()]:
+                self._collect(zyg, jobs, busy, sel, replies, pending)
             try:
                 self._ensure_started()
             except (SandboxError, OSError) as exc:
@@ -510,8 +538,14 @@ class ZygotePool:
             try:
                 target.send_bytes(payload if payload is not None else _encode_request(index, jobs[index]))
             except (OSError, ValueError) as exc:
-                replies[index] = {"type": "error", "message": f"sandbox process failed: {exc}"}
-                self._fail(target, busy, sel, replies, pending, f"sandbox process failed: {exc}")
+                # The zygote is gone. The job is last in its queue: it is requeued with the others if
+                # the zygote left on purpose, and fails only if nothing else was running there.
+                target.inflight.append(index)
+                if target.out_fd in busy:
+                    self._collect(target, jobs, busy, sel, replies, pending)
+                if target.inflight:
+                    message = f"sandbox process failed: {exc}"
+                    self._fail(target, busy, sel, replies, pending, message, exited=True)
                 continue
             if not target.inflight:
                 target.started = time.monotonic()
@@ -540,17 +574,34 @@ class ZygotePool:
         replies: list[RawReply | None],
         pending: deque[int],
         message: str,
+        exited: bool = False,
     ) -> None:
-        """Kill a broken zygote: its running job fails, the jobs queued behind it go back to ``pending``."""
-        if zyg.inflight:
+        """Kill a broken zygote: its running job fails, the jobs queued behind it go back to ``pending``.
+
+        With ``exited`` (its output reached EOF), the exit code is added to ``message``. A zygote that
+        exited with code 0 after answering a job left on purpose (a run left something it could not
+        remove): it started none of the jobs left in its pipe, so they all go back to ``pending``.
+        """
+        code = zyg.proc.poll()
+        if exited and code is None:
+            try:
+                code = zyg.proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                pass
+        if exited:
+            message = f"{message} (code {code})"
+        deliberate = exited and code == 0 and zyg.answered > 0
+        if zyg.inflight and not deliberate:
             replies[zyg.inflight.popleft()] = {"type": "error", "message": message}
+        if zyg.inflight:
             pending.extendleft(reversed(zyg.inflight))
             zyg.inflight.clear()
         if zyg.out_fd in busy:
             sel.unregister(zyg.out_fd)
             del busy[zyg.out_fd]
         zyg.kill()
-        self.restarts += 1
+        if not deliberate:
+            self.restarts += 1
 
     def close(self) -> None:
         """Stop every zygote."""
