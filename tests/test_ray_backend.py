@@ -187,7 +187,9 @@ for reserve in (True, False):
     if not reserve:
         worker = cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-    with codegym.Executor(backend="ray", cache=False, reserve_cpus=reserve, actor_timeout_s=5) as ex:
+    # actor_timeout_s bounds the actors' start (5 s was too short on a loaded machine) and is how long
+    # the lost node's chunk is waited for before its actor is given up (so not much longer).
+    with codegym.Executor(backend="ray", cache=False, reserve_cpus=reserve, actor_timeout_s=15) as ex:
         f = ex.backend.features()
         r = out[str(reserve)] = {"actors": f["actors"], "nodes": len(f["nodes"])}
         r["first"] = sorted({x.status for x in ex.run_batch([(ADD, ADD.reference)] * 20)})

@@ -125,7 +125,9 @@ class RayBackend:
             ``False`` reserves none (the zygotes then compete with other tasks).
         init_kwargs: More arguments for ``ray.init`` when this backend starts Ray (e.g.
             ``{"num_cpus": 2}``); ignored when Ray is already initialized.
-        actor_timeout_s: How long to wait for the actors (and their zygotes) to start.
+        actor_timeout_s: How long to wait for the actors (and their zygotes) to start; also how long
+            past its jobs' own time limits an actor call may take before the actor is killed, its
+            jobs become ``sandbox_error`` and it is replaced (a lost node is often noticed only then).
         **local_kwargs: Passed to each actor's :class:`LocalBackend` (e.g. ``isolate=False``).
 
     Raises:
