@@ -389,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             import ray
 
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
             ray_results, ray_s, _ = run_codegym(list(suite), programs, backend="ray", workers=args.workers)
             print(
                 f"codegym ray run_batch             : {_rate(n, ray_s):8.1f} programs/s "

@@ -34,7 +34,12 @@ def ray_cluster() -> Iterator[None]:
 
     started = False
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # address="local": always a new cluster. Without it ray.init joins whatever $RAY_ADDRESS or a
+        # leftover /tmp/ray/ray_current_cluster (written by any earlier `ray start`) names, and then
+        # refuses num_cpus ("When connecting to an existing cluster, num_cpus ... must not be provided").
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
         started = True
     try:
         yield
