@@ -370,12 +370,22 @@ class ZygotePool:
         """The whole environment of the zygote (default: :data:`SANDBOX_ENV`)."""
         return dict(SANDBOX_ENV)
 
-    def _ensure_started(self) -> None:
+    def _ensure_started(self, poll: bool = True) -> None:
+        """Start a zygote in every empty slot and every slot whose idle zygote died.
+
+        With ``poll=False`` only zygotes already known to be dead (killed here, or seen dead by an
+        earlier poll) are replaced, without a system call per zygote.
+        """
         if os.getpid() != self._owner_pid:
             # Forked trainer: the zygotes belong to the parent process; start our own.
             self._zygotes = [None] * self.workers
             self._owner_pid = os.getpid()
-        missing = [i for i, z in enumerate(self._zygotes) if z is None or not z.alive()]
+        # A zygote with jobs in flight is never replaced here: _fail first settles its jobs.
+        missing = [
+            i
+            for i, z in enumerate(self._zygotes)
+            if z is None or (not z.inflight and (not z.alive() if poll else z.proc.returncode is not None))
+        ]
         started = []
         for i in missing:
             old = self._zygotes[i]
@@ -456,8 +466,12 @@ class ZygotePool:
         sel: selectors.BaseSelector,
         replies: list[RawReply | None],
         pending: deque[int],
+        dead: bool = False,
     ) -> None:
-        """Take the replies ``zyg`` has written; one that exited or sent a bad frame is failed after."""
+        """Take the replies ``zyg`` has written; then fail it if it exited or sent a bad frame.
+
+        ``dead``: the caller saw the process dead (its EOF may not have been read yet).
+        """
         try:
             frames = zyg.read_frames()
         except (SandboxError, ValueError, UnicodeDecodeError) as exc:
@@ -471,7 +485,7 @@ class ZygotePool:
             if zyg.inflight:  # the next job starts now
                 zyg.started = time.monotonic()
                 zyg.deadline = zyg.started + job_deadline_s(jobs[zyg.inflight[0]])
-        if zyg.eof or not zyg.alive():
+        if zyg.eof or dead:
             self._fail(zyg, busy, sel, replies, pending, "sandbox process failed: zygote exited", exited=True)
         elif not zyg.inflight:
             sel.unregister(zyg.out_fd)
@@ -499,13 +513,18 @@ class ZygotePool:
         this process to read the previous reply. Only requests that fit in the pipe buffer are sent
         ahead: a blocking write here while the zygote blocks writing a large reply would deadlock.
         """
+        if not pending:
+            return
+        # A zygote that died since its output was last read (killed, or exited after its last reply) is
+        # dealt with first: its replies taken, its jobs failed or requeued, its slot freed. Checked once
+        # per call (a poll is a system call): a death while sending below shows as a failed send.
+        for zyg in [z for z in busy.values() if not z.alive()]:
+            self._collect(zyg, jobs, busy, sel, replies, pending, dead=True)
+        poll = True
         while pending:
-            # A zygote that died since its output was last read (killed, or exited after its last
-            # reply) is dealt with first: its replies taken, its jobs failed or requeued, its slot freed.
-            for zyg in [z for z in busy.values() if not z.alive()]:
-                self._collect(zyg, jobs, busy, sel, replies, pending)
             try:
-                self._ensure_started()
+                self._ensure_started(poll)
+                poll = False
             except (SandboxError, OSError) as exc:
                 if busy:
                     return  # keep going with the zygotes we have
