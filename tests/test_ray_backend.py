@@ -233,17 +233,90 @@ def test_two_nodes_one_actor_each_and_a_lost_node() -> None:
     assert out["False"]["actors_after"] == 2
 
 
-def test_an_address_where_no_cluster_runs_fails_fast_and_names_it() -> None:
+def _free_port() -> int:
+    """A port that was free a moment ago: nothing listens on it."""
     import socket
 
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_address_where_no_cluster_runs_fails_fast_and_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]
+) -> None:
     from codegym.execution.backend import SandboxError
     from codegym.execution.ray_backend import check_reachable
 
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # Ray's address file goes there: none
+    port = _free_port()
     for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):  # ray.init would wait without end
         with pytest.raises(SandboxError, match=f"ray_address='{address}'"):
             check_reachable(address, timeout_s=2.0)
     for address in (None, "auto", "local"):
-        check_reachable(address)  # left to Ray
+        check_reachable(address)  # no address implied: left to Ray
+
+
+def test_an_implied_address_where_no_cluster_runs_fails_fast_and_says_where_it_came_from(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]
+) -> None:
+    """ray.init() joins $RAY_ADDRESS or the last `ray start`'s address file; a dead one is named."""
+    from pathlib import Path
+
+    from codegym.execution.backend import SandboxError
+    from codegym.execution.ray_backend import check_reachable, implied_address
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    stale = f"127.0.0.1:{_free_port()}"
+    address_file = Path(tmp_path) / "ray" / "ray_current_cluster"
+    address_file.parent.mkdir()
+    address_file.write_text(stale + "\n")
+    assert implied_address(None) == (stale, f"{address_file} (written by the last `ray start`)")
+    assert implied_address("auto") is not None and implied_address("local") is None
+    for address in (None, "auto"):
+        with pytest.raises(SandboxError, match=f"'{stale}' from {address_file}.*ray_address='local'"):
+            check_reachable(address, timeout_s=2.0)
+    check_reachable("local")  # a new local cluster: nothing to check
+
+    env_address = f"127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("RAY_ADDRESS", env_address)  # Ray prefers it to the file
+    assert implied_address(None) == (env_address, "$RAY_ADDRESS")
+    with pytest.raises(SandboxError, match=r"from \$RAY_ADDRESS"):
+        check_reachable(None, timeout_s=2.0)
+
+
+STALE_FILE_SCRIPT = """
+import time
+import codegym
+from codegym.execution.backend import SandboxError
+
+start = time.monotonic()
+try:
+    codegym.Executor(backend="ray")
+except SandboxError as exc:
+    print("RESULT", round(time.monotonic() - start, 1), exc)
+"""
+
+
+@pytest.mark.slow
+def test_executor_with_a_stale_ray_address_file_fails_in_seconds(tmp_path: os.PathLike[str]) -> None:
+    """The user's case: a `ray start` cluster is gone but its address file is left (ray.init hung)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    address_file = Path(tmp_path) / "ray" / "ray_current_cluster"
+    address_file.parent.mkdir()
+    address_file.write_text(f"127.0.0.1:{_free_port()}")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["TMPDIR"] = str(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", STALE_FILE_SCRIPT], env=env, capture_output=True, text=True, timeout=120
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    assert lines, f"no SandboxError raised:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    _, seconds, message = lines[0].split(" ", 2)
+    assert float(seconds) < 30, lines[0]
+    assert str(address_file) in message and "ray_address='local'" in message

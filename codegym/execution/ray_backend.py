@@ -18,8 +18,10 @@ Typical use::
         results = ex.run_batch(pairs)
 
 ``ray_address=None`` joins the cluster this process is already connected to, else starts (or finds, via
-``$RAY_ADDRESS``) one, like ``ray.init()``. Every node needs CodeGym installed in the interpreter that
-Ray runs its workers with. See ``docs/backends.md``.
+``$RAY_ADDRESS`` or the address file of the last ``ray start``) one, like ``ray.init()``; an address
+found that way where no cluster answers is an error within seconds (``ray.init`` would wait for it
+without end), and ``ray_address="local"`` always starts a new local cluster. Every node needs CodeGym
+installed in the interpreter that Ray runs its workers with. See ``docs/backends.md``.
 """
 
 from __future__ import annotations
@@ -53,12 +55,45 @@ def ray_available() -> tuple[bool, str]:
     return True, ""
 
 
+def implied_address(address: str | None) -> tuple[str, str] | None:
+    """The cluster that ``ray.init(address=address)`` would join, and where it found it, if it says.
+
+    For ``None`` and ``"auto"`` Ray takes ``$RAY_ADDRESS``, else the address that the last ``ray start``
+    (or a ``ray.cluster_utils.Cluster``) wrote to ``<temp dir>/ray/ray_current_cluster``; a file left by
+    a cluster that is gone makes ``ray.init()`` wait for it without end. ``None`` when Ray would start
+    a new local cluster (or, for ``"auto"``, look for running ones), or for any other ``address``.
+    """
+    if address not in (None, "auto"):
+        return None
+    from_env = os.environ.get("RAY_ADDRESS")
+    if from_env:
+        return from_env, "$RAY_ADDRESS"
+    try:  # Ray's own lookup of the file (its location follows $TMPDIR); a private name, so guarded
+        try:
+            from ray._common.utils import get_ray_address_file
+        except ImportError:  # older Ray releases kept it in ray._private.utils
+            from ray._private.utils import get_ray_address_file
+
+        path = get_ray_address_file(None)
+        with open(path) as f:
+            found = f.read().strip()
+    except Exception:  # noqa: BLE001 - no file, or another Ray version: leave it to ray.init
+        return None
+    return (found, f"{path} (written by the last `ray start`)") if found else None
+
+
 def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
-    """Raise :class:`SandboxError` if ``address`` names a host and port that nothing answers on.
+    """Raise :class:`SandboxError` if the cluster that ``address`` leads to does not answer.
 
     ``ray.init`` waits without end for an address where no cluster runs; this check fails in seconds
-    instead, naming the address. ``None``, ``"auto"`` and ``"local"`` are left to Ray.
+    instead, naming the address and where it came from: ``address`` itself, or for ``None`` and
+    ``"auto"`` the address Ray would take from ``$RAY_ADDRESS`` or a ``ray start``'s address file
+    (:func:`implied_address`). ``"local"``, and anything that is not ``host:port``, are left to Ray.
     """
+    source = "ray_address"
+    implied = implied_address(address)
+    if implied is not None:
+        address, source = implied
     if not address or address in ("auto", "local"):
         return
     hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
@@ -70,9 +105,11 @@ def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
+        where = f"ray_address={address!r}" if implied is None else f"{address!r} from {source}"
+        hint = "" if implied is None else "; ray_address='local' starts a new local cluster instead"
         raise SandboxError(
-            f"cannot reach Ray at ray_address={address!r}: {type(exc).__name__}: {exc} "
-            "(is a cluster running there? `ray start --head` starts one)"
+            f"cannot reach Ray at {where}: {type(exc).__name__}: {exc} "
+            f"(is a cluster running there? `ray start --head` starts one{hint})"
         ) from exc
 
 
@@ -116,9 +153,11 @@ class RayBackend:
 
     Args:
         workers: Total zygotes over the cluster (default: every CPU the cluster reports).
-        ray_address: ``None`` (join the current connection, or ``ray.init()`` one: ``$RAY_ADDRESS`` or
-            a new local cluster), ``"auto"`` (an existing cluster on this machine's network), or an
-            address such as ``"ray://head:10001"``.
+        ray_address: ``None`` (join the current connection, or ``ray.init()`` one: ``$RAY_ADDRESS``,
+            the last ``ray start``'s cluster, or a new local cluster), ``"auto"`` (an existing cluster
+            on this machine's network), ``"local"`` (always a new local cluster), or an address such as
+            ``"ray://head:10001"``. An address where nothing answers, given or found, is a
+            :class:`SandboxError` within seconds.
         placement: ``"node"`` (one actor per node) or ``"cpu"`` (one actor per worker); see the module
             docstring.
         reserve_cpus: Reserve one Ray CPU per zygote, so that other Ray work does not share those cores.
