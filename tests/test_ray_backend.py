@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import on_ci, require
@@ -243,7 +244,7 @@ def _free_port() -> int:
 
 
 def test_an_address_where_no_cluster_runs_fails_fast_and_names_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from codegym.execution.backend import SandboxError
     from codegym.execution.ray_backend import check_reachable
@@ -259,18 +260,16 @@ def test_an_address_where_no_cluster_runs_fails_fast_and_names_it(
 
 
 def test_an_implied_address_where_no_cluster_runs_fails_fast_and_says_where_it_came_from(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """ray.init() joins $RAY_ADDRESS or the last `ray start`'s address file; a dead one is named."""
-    from pathlib import Path
-
     from codegym.execution.backend import SandboxError
     from codegym.execution.ray_backend import check_reachable, implied_address
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     stale = f"127.0.0.1:{_free_port()}"
-    address_file = Path(tmp_path) / "ray" / "ray_current_cluster"
+    address_file = tmp_path / "ray" / "ray_current_cluster"
     address_file.parent.mkdir()
     address_file.write_text(stale + "\n")
     assert implied_address(None) == (stale, f"{address_file} (written by the last `ray start`)")
@@ -301,13 +300,12 @@ except SandboxError as exc:
 
 
 @pytest.mark.slow
-def test_executor_with_a_stale_ray_address_file_fails_in_seconds(tmp_path: os.PathLike[str]) -> None:
+def test_executor_with_a_stale_ray_address_file_fails_in_seconds(tmp_path: Path) -> None:
     """The user's case: a `ray start` cluster is gone but its address file is left (ray.init hung)."""
     import subprocess
     import sys
-    from pathlib import Path
 
-    address_file = Path(tmp_path) / "ray" / "ray_current_cluster"
+    address_file = tmp_path / "ray" / "ray_current_cluster"
     address_file.parent.mkdir()
     address_file.write_text(f"127.0.0.1:{_free_port()}")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
