@@ -20,6 +20,6 @@ else
   echo "setup: no NVIDIA GPU: installing the CPU build of PyTorch (torch==2.13.0)"
   "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 fi
-"$VENV/bin/python" -m pip install -q -e ".[dev,sb3,rewards,docker,ray,hf]"
+"$VENV/bin/python" -m pip install -q -e ".[dev,sb3,rewards,docker,ray,hf,train]"
 touch "$STAMP"
 echo "setup: done ($VENV)"
