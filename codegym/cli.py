@@ -3,7 +3,12 @@
 Subcommands:
     suites   list the registered suites with their task counts
     tasks    list a suite's tasks, or show one task (prompt, visible examples, reference)
-    demo     the main job on the embedded default (see ``codegym demo --help``)
+    demo      the main job: the default model learns arith programs (``codegym demo --help``)
+    pretrain  make the embedded default model (``codegym pretrain --help``)
+    eval      pass@k of a model on a suite (``codegym eval --help``)
+    train     train an LLM policy with PPO or REINFORCE (``codegym train --help``)
+
+The last four live in ``codegym.agents`` and need the ``train`` extra.
 """
 
 from __future__ import annotations
@@ -101,13 +106,38 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 """Subcommands contributed by other modules (``demo``, ``bench``): each adds its own parser."""
 
 
-def _register_demo(sub: argparse._SubParsersAction) -> None:
-    from codegym import demo
+def _agents_command(name: str, module: str, summary: str) -> Callable[[argparse._SubParsersAction], None]:
+    """A registrar for a subcommand that lives in ``codegym.agents`` (imported only when the CLI is built).
 
-    demo.add_parser(sub)
+    Without the ``train`` extra the subcommand still appears, and running it says what to install.
+    """
+
+    def register(sub: argparse._SubParsersAction) -> None:
+        import importlib
+
+        try:
+            importlib.import_module(module).add_parser(sub)
+        except ImportError as exc:
+            reason = f"codegym {name} needs {exc.name or exc}: pip install 'codegym[train]'"
+            p = sub.add_parser(name, help=f"{summary} (needs the train extra)")
+            p.set_defaults(func=lambda args: _missing_extra(reason))
+
+    return register
 
 
-_EXTRA_COMMANDS.append(_register_demo)
+def _missing_extra(reason: str) -> int:
+    print(f"error: {reason}", file=sys.stderr)
+    return 2
+
+
+_EXTRA_COMMANDS.extend(
+    [
+        _agents_command("demo", "codegym.agents.demo", "the main job"),
+        _agents_command("pretrain", "codegym.agents.pretrain", "make the embedded default model"),
+        _agents_command("eval", "codegym.agents.evaluate", "pass@k of a model on a suite"),
+        _agents_command("train", "codegym.agents.train", "train an LLM policy with PPO or REINFORCE"),
+    ]
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
