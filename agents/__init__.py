@@ -15,9 +15,15 @@ _EXPORTS: dict[str, str] = {
     "ScoreOutput": "codegym.agents.policy",
     "StepOutput": "codegym.agents.policy",
     "resolve_device": "codegym.agents.policy",
-    "evaluate": "codegym.agents.evaluate",
-    "EvalReport": "codegym.agents.evaluate",
-    "estimate_pass_at_k": "codegym.agents.evaluate",
+    "evaluate": "codegym.agents.evaluation",
+    "EvalReport": "codegym.agents.evaluation",
+    "estimate_pass_at_k": "codegym.agents.evaluation",
+    "REINFORCE": "codegym.agents.reinforce",
+    "REINFORCEConfig": "codegym.agents.reinforce",
+    "PPO": "codegym.agents.ppo",
+    "PPOConfig": "codegym.agents.ppo",
+    "RunConfig": "codegym.agents.train",
+    "run_training": "codegym.agents.train",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -52,6 +52,20 @@ _VALUE_HEAD_FILE = "value_head.safetensors"
 _ADAPTER_DIR = "adapter"
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' per-file progress bars (loading and saving a 4 MB model needs none)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Return the device for ``"auto"`` (CUDA, then MPS, then CPU) or the device named."""
     if isinstance(device, torch.device):
@@ -263,7 +277,8 @@ class LMPolicy(nn.Module):
                 )
             source = _locate(str(model))
             saved = _read_policy_file(source)
-            hf_model = _load_model(AutoModelForCausalLM, source, torch_dtype).to(torch_device)
+            with _quiet_transformers():
+                hf_model = _load_model(AutoModelForCausalLM, source, torch_dtype).to(torch_device)
             if tokenizer is None:
                 tokenizer = source
         if isinstance(tokenizer, (str, Path)):
@@ -297,12 +312,13 @@ class LMPolicy(nn.Module):
 
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
-        if self.lora:
-            base = self.model.get_base_model()
-            base.save_pretrained(out, state_dict=_base_state_dict(self.model))
-            self.model.save_pretrained(str(out / _ADAPTER_DIR))
-        else:
-            self.model.save_pretrained(out)
+        with _quiet_transformers():
+            if self.lora:
+                base = self.model.get_base_model()
+                base.save_pretrained(out, state_dict=_base_state_dict(self.model))
+                self.model.save_pretrained(str(out / _ADAPTER_DIR))
+            else:
+                self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
         if self.value_head is not None:
             state = {k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()}
@@ -338,6 +354,14 @@ class LMPolicy(nn.Module):
             object.__setattr__(self, "_reference", ref)
         assert self._reference is not None
         return self._reference
+
+    def use_reference(self, reference: LMPolicy) -> LMPolicy:
+        """Make ``reference`` (frozen here) what :meth:`reference` returns: a resumed run's starting model."""
+        reference.model.requires_grad_(False)
+        reference.model.eval()
+        reference._frozen = True
+        object.__setattr__(self, "_reference", reference)
+        return reference
 
     @contextmanager
     def _forward_mode(self) -> Iterator[None]:

@@ -232,7 +232,7 @@ class PPO:
                 entropy = (out.entropy * mb_mask).sum() / tokens
                 loss = pg_loss + c.value_coef * value_loss - c.entropy_coef * entropy
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"PPO: loss is {float(loss)} at update {self.update_count}")
+                    raise FloatingPointError(f"PPO: loss is {loss.item()} at update {self.update_count}")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(

@@ -224,7 +224,7 @@ class REINFORCE:
                     loss = loss + beta * kl_loss
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
-                        f"REINFORCE: loss is {float(loss)} at update {self.update_count}"
+                        f"REINFORCE: loss is {loss.item()} at update {self.update_count}"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

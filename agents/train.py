@@ -151,6 +151,7 @@ class Run:
         self.path = path
         self.metrics_path = path / "metrics.jsonl"
         self.checkpoint_path = path / "checkpoint"
+        self.reference_path = path / "reference"
         self._writer: Any = None
 
     @classmethod
@@ -295,6 +296,8 @@ def run_training(
         out = Run(Path(resume))
         run, algo_config = out.read_config()
         policy = LMPolicy.from_pretrained(out.checkpoint_path, device=run.device)
+        if out.reference_path.exists():  # the KL term stays anchored to the model the run started from
+            policy.use_reference(LMPolicy.from_pretrained(out.reference_path, device=run.device))
         trainer = make_trainer(run, algo_config, policy)
         out.load_checkpoint(trainer)
         out.truncate_history(trainer.update_count)
@@ -305,6 +308,8 @@ def run_training(
         random.seed(run.seed)
         out = Run.create(run, algo_config)
         trainer = make_trainer(run, algo_config, policy)
+        if trainer.reference is not None and not trainer.policy.lora:
+            trainer.reference.save_pretrained(out.reference_path)
         if run.eval_samples > 0:
             _evaluate_into(trainer.policy, run, out.path / "eval_before.json")
     started = time.perf_counter()
@@ -351,7 +356,7 @@ def _checkpoint_update(out: Run) -> int | str:
 
 
 def _evaluate_into(policy: Any, run: RunConfig, path: Path) -> dict[str, Any]:
-    from codegym.agents.evaluate import evaluate
+    from codegym.agents.evaluation import evaluate
 
     import codegym
 

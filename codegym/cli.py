@@ -134,7 +134,7 @@ _EXTRA_COMMANDS.extend(
     [
         _agents_command("demo", "codegym.agents.demo", "the main job"),
         _agents_command("pretrain", "codegym.agents.pretrain", "make the embedded default model"),
-        _agents_command("eval", "codegym.agents.evaluate", "pass@k of a model on a suite"),
+        _agents_command("eval", "codegym.agents.evaluation", "pass@k of a model on a suite"),
         _agents_command("train", "codegym.agents.train", "train an LLM policy with PPO or REINFORCE"),
     ]
 )
