@@ -9,7 +9,7 @@
    metrics, TensorBoard events, checkpoints and the learning-curve PNG.
 4. **After**: the same held-out pass@1 and the programs for the same prompts.
 
-Held-out tasks are the test split of ``load_suite("arith", n=500, seed=1, difficulty=[1, 2, 3])``: no
+Held-out tasks are the test split of ``load_suite("arith", n=600, seed=1, difficulty=[1, 2, 3])``: no
 pretraining or training example has their programs (the split is a property of the program).
 """
 
@@ -76,7 +76,7 @@ def run_demo(
         f"CodeGym demo: the default model trains with {algo} on {run.env} (train split) for {minutes:g} min"
     )
     print(
-        f"held-out: {len(tasks)} tasks, the test split of arith(n=500, seed=1, depths 1-3), "
+        f"held-out: {len(tasks)} tasks, the test split of arith(n=600, seed=1, depths 1-3), "
         f"{eval_samples} samples each"
     )
     ok = _harness_check(tasks)

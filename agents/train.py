@@ -51,8 +51,10 @@ class RunConfig:
     minutes: float = 0.0
     """Stop after this many minutes of training (0: no limit)."""
     suite_kwargs: str = "n=2000,seed=2,difficulty=1;2;3"
-    """Suite arguments for training and evaluation, key=value pairs; lists use ';'."""
-    eval_suite_kwargs: str = "n=500,seed=1,difficulty=1;2;3"
+    """Suite arguments of the training env (its train split), key=value pairs; lists use ';'."""
+    reward: str = ""
+    """Training reward, a name from codegym.rewards.REWARDS such as coderl_graded (empty: the env's own)."""
+    eval_suite_kwargs: str = "n=600,seed=1,difficulty=1;2;3"
     """Suite arguments of the held-out evaluation (its test split)."""
     eval_samples: int = 4
     """Samples per held-out task for pass@1 (0: no evaluation)."""
@@ -110,9 +112,12 @@ def make_envs(run: RunConfig) -> Any:
 
     import codegym  # noqa: F401  (registers the ids)
 
-    return gym.make_vec(
-        run.env, num_envs=run.num_envs, split="train", suite_kwargs=parse_suite_kwargs(run.suite_kwargs)
-    )
+    kwargs: dict[str, Any] = {"split": "train", "suite_kwargs": parse_suite_kwargs(run.suite_kwargs)}
+    if run.reward:
+        from codegym.rewards import get_reward
+
+        kwargs["reward_fn"] = get_reward(run.reward)
+    return gym.make_vec(run.env, num_envs=run.num_envs, **kwargs)
 
 
 def make_trainer(run: RunConfig, algo_config: Any, policy: Any = None) -> Any:
