@@ -144,7 +144,10 @@ def main() -> int:
                     f"peak {j['peak_rss_gb']:.2f} GB)",
                     flush=True,
                 )
-    print("\n| suite | algo | seeds | held-out tasks | pass@1 before | after | gain (95% CI) | target | peak GB |")
+    header = (
+        "suite | algo | seeds | held-out tasks | pass@1 before | after | gain (95% CI) | target | peak GB"
+    )
+    print(f"\n| {header} |")
     print("|---|---|---|---|---|---|---|---|---|")
     for suite in args.suites:
         for algo in args.algos:

@@ -6,6 +6,7 @@ Runs against every backend of the ``sandbox`` fixture (``local``; ``docker`` whe
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import socket
@@ -548,3 +549,22 @@ def test_fallback_cleans_only_the_runs_files(native: bool) -> None:
             assert second.status == "passed", second.feedback
     finally:
         host_file.unlink()
+
+
+@pytest.mark.parametrize("memory_mb", [256, 128, 512])
+def test_memory_cgroup_caps_swap_as_well(memory_mb: int) -> None:
+    # A limit on RAM alone lets a memory bomb thrash in swap (where the machine has swap) until the
+    # time limit ends it, not the memory limit: memsw is held at the same value, raised and lowered.
+    ex = codegym.Executor(backend="local", timeout_s=1.0, memory_mb=256, workers=1, cache=False)
+    try:
+        assert ex.run(ADD, CORRECT).status == "passed"
+        cgroup = ex.backend.features().get("cgroup_memory")
+        if not cgroup or not os.path.exists(cgroup + "/memory.memsw.limit_in_bytes"):
+            pytest.skip("no memory cgroup with swap accounting (memory.memsw.*) here")
+        ex.limits = dataclasses.replace(ex.limits, memory_mb=memory_mb)
+        assert ex.run(ADD, CORRECT).status == "passed"
+        ram = int(Path(cgroup, "memory.limit_in_bytes").read_text())
+        ram_and_swap = int(Path(cgroup, "memory.memsw.limit_in_bytes").read_text())
+        assert ram == ram_and_swap == memory_mb << 20
+    finally:
+        ex.close()

@@ -1187,8 +1187,20 @@ class Zygote:
         if self.memcg:
             want = lim["memory_mb"] * 1024 * 1024
             if want != self._memcg_limit:
+                # Swap counts too (memory.memsw.*, where the kernel accounts swap): on a machine with
+                # swap, a limit on RAM alone lets a memory bomb thrash in swap until it times out
+                # instead of being killed. memsw must stay >= the RAM limit, so the order of the two
+                # writes follows the direction of the change
+                # (a new cgroup starts unlimited: the first write lowers).
+                files = ["memory.limit_in_bytes"]
+                if os.path.exists(self.memcg + "/memory.memsw.limit_in_bytes"):
+                    if self._memcg_limit is not None and want > self._memcg_limit:
+                        files.insert(0, "memory.memsw.limit_in_bytes")
+                    else:
+                        files.append("memory.memsw.limit_in_bytes")
                 try:
-                    _write(self.memcg + "/memory.limit_in_bytes", str(want))
+                    for name in files:
+                        _write(self.memcg + "/" + name, str(want))
                     self._memcg_limit = want
                 except OSError:
                     pass
