@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -278,3 +281,25 @@ def test_a_killed_run_resumes_exactly(tokenizer, tmp_path, algo):
     assert config["run"]["algo"] == algo and resumed_dir.path.name.startswith(
         f"codegym-Arith-Program-v0__{algo}__0__"
     )
+
+
+@pytest.mark.slow
+def test_the_main_job_runs_end_to_end_and_reports_honestly(tmp_path: Path) -> None:
+    # `make demo` in short: the harness check, held-out pass@1 before and after, a run directory with
+    # the curve; its exit status says whether held-out pass@1 rose, as eval_after.json shows.
+    proc = subprocess.run(
+        [sys.executable, "-m", "codegym", "demo", "--minutes", "0.1", "--eval-samples", "1", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = proc.stdout
+    assert "harness: 107/107 references pass, 0/107 junk programs pass: OK" in out, out + proc.stderr
+    assert "held-out pass@1 before:" in out and "held-out pass@1 after:" in out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "curve.png").stat().st_size > 0
+    before = json.loads((run_dir / "eval_before.json").read_text())["pass_at_k"]["1"]
+    after = json.loads((run_dir / "eval_after.json").read_text())["pass_at_k"]["1"]
+    assert proc.returncode == (0 if after > before else 1), out
+    assert ("check: held-out pass@1 rose: OK" in out) == (after > before)
