@@ -159,6 +159,24 @@ def test_training_on_a_custom_env_changes_parameters_and_raises_reward(tokenizer
         assert key in history[-1]
 
 
+@pytest.mark.parametrize("algo", ["reinforce", "ppo"])
+def test_both_trainers_run_on_cuda_when_present(tokenizer, algo):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here: the same trainers run on a GPU with device='auto'")
+    policy = LMPolicy.from_pretrained(
+        tiny_model("gpt2", len(tokenizer)), tokenizer=tokenizer, device="auto", value_head=algo == "ppo"
+    )
+    assert policy.device.type == "cuda"
+    before = [p.detach().clone() for p in policy.model.parameters()]
+    if algo == "reinforce":
+        trainer = REINFORCE(policy, letters_envs(8), REINFORCEConfig(baseline="grpo", group_size=4))
+    else:
+        trainer = PPO(policy, letters_envs(8), PPOConfig(num_minibatches=2))
+    history = trainer.learn(3)
+    assert all(math.isfinite(m["losses/policy"]) for m in history)
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.model.parameters()))
+
+
 @pytest.mark.parametrize("baseline", ["none", "moving_average", "rloo", "grpo"])
 @pytest.mark.parametrize("kl_estimator", ["k1", "k3"])
 def test_every_baseline_and_kl_estimator_runs(tokenizer, baseline, kl_estimator):
