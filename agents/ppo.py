@@ -1,13 +1,21 @@
-"""PPO for language-model policies on program-level Gymnasium envs (value head, GAE, clipping, KL).
+"""PPO for language-model policies on Gymnasium envs, program level or token level (value head, GAE, KL).
 
-Each token of a program is one action; the episode is the program. Read top to bottom, one update is:
+Each token is one action. On a *program-level* env (``Text`` actions) the episode is one sampled
+program; on a *token-level* env (``Discrete`` actions over the policy's vocabulary, e.g.
+``codegym/Arith-Token-v0`` built with ``tokenizer=policy.tokenizer``) the env sees every token and may
+reward any of them (``DenseReward``, ``PotentialShaping``). Read top to bottom, one update is:
 
-1. **Rollout** (:func:`~codegym.agents.rollout.collect_programs`): one sampled program per
-   sub-environment, judged by one ``envs.step``; the old log-probs and values of every token are kept.
+1. **Rollout**. Program level (:func:`~codegym.agents.rollout.collect_programs`): one sampled program
+   per sub-environment, judged by one ``envs.step``. Token level
+   (:func:`~codegym.agents.rollout.collect_tokens`): ``num_steps`` batched ``envs.step`` calls, one
+   token per sub-environment each, the KV cache carried across them; the rows are the episodes' runs
+   of steps (segments). The old log-probs and values of every token are kept.
 2. **Per-token rewards**: ``-beta * (log p - log p_ref)`` on every token (the k1 KL penalty of Ziegler
-   et al. 2019 and of TRL's PPO), plus the environment's reward on the program's *last real token*
-   (EOS when the model ended it). The program's episode ends there: the env judged it and said
-   ``terminated``, so nothing is bootstrapped past it; padding after it carries no reward and no value.
+   et al. 2019 and of TRL's PPO), plus the environment's reward: at program level on the program's
+   *last real token* (EOS when the model ended it), at token level on the action the env gave it for.
+   An episode that *terminated* ends there: nothing is bootstrapped past it, and padding carries no
+   reward and no value. One that was *truncated* (the token budget, a time limit) or cut by the end of
+   the rollout is bootstrapped with the value of the state it stopped in, not treated as an end.
 3. **GAE** (``codegym.rlmath.gae``) over the tokens with ``gamma`` and ``gae_lambda``; returns =
    advantages + values; advantages whitened over the batch's real tokens.
 4. **Epochs of minibatches**: clipped policy loss, clipped value loss (as in CleanRL), entropy bonus;
@@ -25,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 from codegym.agents.policy import LMPolicy
-from codegym.agents.rollout import collect_programs, token_sums
+from codegym.agents.rollout import check_token_envs, collect_programs, collect_tokens, token_sums
+from gymnasium import spaces
 
 from codegym import rlmath
 
@@ -43,7 +52,10 @@ class PPOConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm."""
     max_new_tokens: int = 64
-    """Token budget of one program."""
+    """Program level: token budget of one program (at token level the env's own budget decides)."""
+    num_steps: int = 65
+    """Token level: actions per sub-environment per rollout (at least the env's budget + 1, so that
+    every sub-environment finishes an episode)."""
     temperature: float = 1.0
     """Sampling temperature."""
     top_p: float = 1.0
@@ -89,7 +101,7 @@ class PPOConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"PPOConfig: {name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("update_epochs", "num_minibatches", "max_new_tokens", "group_size"):
+        for name in ("update_epochs", "num_minibatches", "max_new_tokens", "group_size", "num_steps"):
             if type(getattr(self, name)) is not int or getattr(self, name) < 1:
                 raise ValueError(f"PPOConfig: {name} must be an int >= 1, got {getattr(self, name)!r}")
 
@@ -103,6 +115,19 @@ class PPOConfig:
             raise ValueError(
                 f"PPOConfig: num_envs={num_envs} does not divide into num_minibatches={self.num_minibatches}"
             )
+
+
+@dataclass
+class _Batch:
+    """The rows one update learns from (programs, or segments of token-level episodes)."""
+
+    prompt_ids: list[list[int]]
+    completion_ids: torch.Tensor
+    mask: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
 
 
 def token_rewards(
@@ -146,6 +171,15 @@ class PPO:
         self.policy = policy
         self.envs = envs
         self.config = config or PPOConfig()
+        self.token_level = isinstance(envs.single_action_space, spaces.Discrete)
+        if self.token_level:
+            check_token_envs(policy, envs)
+            if self.config.group_size != 1:
+                raise ValueError("PPOConfig: group_size applies at program level only; use 1 at token level")
+            if self.config.temperature <= 0:
+                raise ValueError(
+                    f"PPOConfig: temperature must be > 0 at token level, got {self.config.temperature}"
+                )
         self.config.check_batch(int(envs.num_envs))
         c = self.config
         params = [p for p in policy.parameters() if p.requires_grad]
@@ -159,42 +193,132 @@ class PPO:
         self.update_count = 0
 
     def train_step(self) -> dict[str, float]:
-        """Collect one rollout and run the PPO epochs; return the update's metrics."""
-        c = self.config
+        """Collect one rollout (program or token level) and run the PPO epochs; return the metrics."""
         started = time.perf_counter()
         self.policy.train()
+        seed = self.config.seed * 1_000_003 + self.update_count * 7919
+        if self.token_level:
+            batch, metrics = self._token_batch(seed)
+        else:
+            batch, metrics = self._program_batch(seed)
+        metrics.update(self._optimize(batch))
+        if self.reference is not None:
+            self.kl_controller.update(metrics["rollout/kl_ref"], len(batch.mask))
+        self.update_count += 1
+        total_s = time.perf_counter() - started
+        metrics["update"] = float(self.update_count)
+        metrics["charts/completions_per_s"] = metrics.pop("_episodes") / total_s
+        metrics["time/sandbox_share"] = metrics["time/sandbox_s"] / total_s
+        return dict(sorted(metrics.items(), key=lambda kv: kv[0] != "update"))
+
+    def _program_batch(self, seed: int) -> tuple[_Batch, dict[str, float]]:
+        """Program level: one sampled program per sub-environment, the env reward on its last token."""
+        c = self.config
         rollout = collect_programs(
             self.policy,
             self.envs,
             group_size=c.group_size,
-            seed=c.seed * 1_000_003 + self.update_count * 7919,
+            seed=seed,
             max_new_tokens=c.max_new_tokens,
             temperature=c.temperature,
             top_p=c.top_p,
         )
         sample = rollout.sample
         mask = sample.mask
-        old_logprobs = sample.logprobs
-        prompt_ids, completion_ids = sample.prompt_ids, sample.completion_ids
         env_rewards = torch.as_tensor(rollout.rewards, dtype=torch.float32, device=mask.device)
         beta = float(self.kl_controller.value)
         with torch.no_grad():
-            old_values = self.policy.values(prompt_ids, completion_ids, mask)
-            kl_per_token = torch.zeros_like(old_logprobs)
+            old_values = self.policy.values(sample.prompt_ids, sample.completion_ids, mask)
+            kl_per_token = torch.zeros_like(sample.logprobs)
             if self.reference is not None:
                 ref_logprobs = self.reference.log_probs(
-                    prompt_ids, completion_ids, mask, temperature=c.temperature
+                    sample.prompt_ids, sample.completion_ids, mask, temperature=c.temperature
                 )
-                kl_per_token = (old_logprobs - ref_logprobs).masked_fill(~mask, 0.0)
+                kl_per_token = (sample.logprobs - ref_logprobs).masked_fill(~mask, 0.0)
             rewards = token_rewards(env_rewards, mask, kl_per_token, beta)
-            dones = episode_ends(mask)
-            advantages, returns = rlmath.gae(rewards, old_values, dones, 0.0, c.gamma, c.gae_lambda)
+        batch = self._with_advantages(
+            sample.prompt_ids, sample.completion_ids, mask, sample.logprobs, old_values, rewards
+        )
+        metrics = {
+            "rollout/reward": float(env_rewards.mean()),
+            "rollout/completion_tokens": float(mask.sum(-1).float().mean()),
+            "rollout/finished": float(np.mean(sample.finished)),
+            "rollout/kl_ref": float(token_sums(kl_per_token, mask).mean()),
+            "charts/beta": beta,
+            "time/sample_s": rollout.sample_s,
+            "time/sandbox_s": rollout.env_s,
+            "_episodes": float(len(sample)),
+        }
+        if rollout.passed is not None:
+            metrics["rollout/pass_rate"] = float(rollout.passed.mean())
+        return batch, metrics
+
+    def _token_batch(self, seed: int) -> tuple[_Batch, dict[str, float]]:
+        """Token level: ``num_steps`` actions per sub-environment; the env's reward on every action."""
+        c = self.config
+        rollout = collect_tokens(
+            self.policy,
+            self.reference,
+            self.envs,
+            num_steps=c.num_steps,
+            seed=seed,
+            temperature=c.temperature,
+        )
+        mask = rollout.mask
+        beta = float(self.kl_controller.value)
+        rewards = (rollout.env_rewards - beta * rollout.kl).masked_fill(~mask, 0.0)
+        # The state after a segment's last action is worth its bootstrap (0 after a termination);
+        # folding gamma * bootstrap into that action's reward and ending the row there is GAE with
+        # V(s_T) = bootstrap, row by row.
+        last = mask.sum(-1) - 1
+        rows = torch.arange(len(last), device=mask.device)
+        rewards[rows, last] += c.gamma * rollout.bootstrap
+        batch = self._with_advantages(
+            rollout.prompt_ids, rollout.completion_ids, mask, rollout.logprobs, rollout.values, rewards
+        )
+        episodes = len(rollout.episode_returns)
+        passed = [p for p in rollout.episode_passed if p is not None]
+        nan = float("nan")
+        metrics = {
+            "rollout/reward": float(np.mean(rollout.episode_returns)) if episodes else nan,
+            "rollout/episodes": float(episodes),
+            "rollout/completion_tokens": float(np.mean(rollout.episode_lengths)) if episodes else nan,
+            "rollout/finished": float(np.mean(rollout.episode_terminated)) if episodes else nan,
+            "rollout/kl_ref": float(token_sums(rollout.kl, mask).mean()),
+            "charts/beta": beta,
+            "time/sample_s": rollout.sample_s,
+            "time/sandbox_s": rollout.env_s,
+            "_episodes": float(episodes),
+        }
+        if passed:
+            metrics["rollout/pass_rate"] = float(np.mean(passed))
+        return batch, metrics
+
+    def _with_advantages(
+        self,
+        prompt_ids: list[list[int]],
+        completion_ids: torch.Tensor,
+        mask: torch.Tensor,
+        logprobs: torch.Tensor,
+        values: torch.Tensor,
+        rewards: torch.Tensor,
+    ) -> _Batch:
+        """GAE over each row's tokens (the row's episode or segment ends at its last real token)."""
+        c = self.config
+        with torch.no_grad():
+            values = values.masked_fill(~mask, 0.0)
+            advantages, returns = rlmath.gae(rewards, values, episode_ends(mask), 0.0, c.gamma, c.gae_lambda)
             advantages = advantages.masked_fill(~mask, 0.0)
             if c.whiten_advantages and int(mask.sum()) > 1:
                 advantages = rlmath.masked_whiten(advantages, mask).masked_fill(~mask, 0.0)
+        return _Batch(prompt_ids, completion_ids, mask, logprobs, values, advantages, returns)
 
-        rows = len(sample)
-        minibatch = rows // c.num_minibatches
+    def _optimize(self, batch: _Batch) -> dict[str, float]:
+        """The PPO epochs over minibatches of rows; return the loss metrics."""
+        c = self.config
+        mask, old_logprobs, old_values = batch.mask, batch.logprobs, batch.values
+        advantages, returns = batch.advantages, batch.returns
+        rows = len(mask)
         generator = torch.Generator().manual_seed(c.seed + self.update_count)
         stats: dict[str, list[float]] = {
             k: [] for k in ("policy", "value", "entropy", "approx_kl", "clip_frac")
@@ -204,13 +328,13 @@ class PPO:
         for _ in range(c.update_epochs):
             order = torch.randperm(rows, generator=generator)
             epoch_kl = []
-            for start in range(0, rows, minibatch):
-                idx = order[start : start + minibatch].tolist()
+            for chunk in torch.tensor_split(order, min(c.num_minibatches, rows)):
+                idx = chunk.tolist()
                 mb_mask = mask[idx]
                 tokens = mb_mask.sum().clamp(min=1)
                 out = self.policy.score(
-                    [prompt_ids[i] for i in idx],
-                    completion_ids[idx],
+                    [batch.prompt_ids[i] for i in idx],
+                    batch.completion_ids[idx],
                     mb_mask,
                     temperature=c.temperature,
                     values=True,
@@ -252,19 +376,8 @@ class PPO:
             if c.target_kl > 0 and float(np.mean(epoch_kl)) > c.target_kl:
                 stopped_early = 1.0
                 break
-        update_s = time.perf_counter() - update_started
-        seq_kl = float(token_sums(kl_per_token, mask).mean())
-        if self.reference is not None:
-            self.kl_controller.update(seq_kl, rows)
-        self.update_count += 1
-        total_s = time.perf_counter() - started
         real = mask.bool()
-        metrics = {
-            "update": float(self.update_count),
-            "rollout/reward": float(env_rewards.mean()),
-            "rollout/completion_tokens": float(mask.sum(-1).float().mean()),
-            "rollout/finished": float(np.mean(sample.finished)),
-            "rollout/kl_ref": seq_kl,
+        return {
             "losses/policy": float(np.mean(stats["policy"])),
             "losses/value": float(np.mean(stats["value"])),
             "losses/entropy": float(np.mean(stats["entropy"])),
@@ -272,17 +385,9 @@ class PPO:
             "losses/clip_frac": float(np.mean(stats["clip_frac"])),
             "losses/explained_variance": rlmath.explained_variance(old_values[real], returns[real]),
             "losses/early_stop": stopped_early,
-            "charts/beta": beta,
             "charts/learning_rate": float(self.optimizer.param_groups[0]["lr"]),
-            "charts/completions_per_s": rows / total_s,
-            "time/sample_s": rollout.sample_s,
-            "time/sandbox_s": rollout.env_s,
-            "time/update_s": update_s,
-            "time/sandbox_share": rollout.env_s / total_s,
+            "time/update_s": time.perf_counter() - update_started,
         }
-        if rollout.passed is not None:
-            metrics["rollout/pass_rate"] = float(rollout.passed.mean())
-        return metrics
 
     def learn(
         self, total_updates: int, callback: Callable[[dict[str, float]], bool | None] | None = None

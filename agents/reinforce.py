@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from codegym.agents.policy import LMPolicy
@@ -129,6 +130,11 @@ class REINFORCE:
     algo = "reinforce"
 
     def __init__(self, policy: LMPolicy, envs: Any, config: REINFORCEConfig | None = None) -> None:
+        if isinstance(getattr(envs, "single_action_space", None), gym.spaces.Discrete):
+            raise ValueError(
+                "REINFORCE trains at program level (Text actions); this env takes one token per action: "
+                "use PPO for token-level envs"
+            )
         self.policy = policy
         self.envs = envs
         self.config = config or REINFORCEConfig()

@@ -39,7 +39,7 @@ class RunConfig:
     """What a run is, besides the algorithm's own hyper-parameters."""
 
     env: str = "codegym/Arith-Program-v0"
-    """Gymnasium id of a program-level env (observation = prompt text, action = program text)."""
+    """Gymnasium id: program level (prompt text -> program text) or, for PPO, token level (-Token-)."""
     algo: str = "reinforce"
     """reinforce or ppo."""
     model: str = "default"
@@ -106,18 +106,38 @@ def _algo_config_class(algo: str) -> type:
     raise ValueError(f"codegym train: --algo must be reinforce or ppo, got {algo!r}")
 
 
-def make_envs(run: RunConfig) -> Any:
-    """The training vector env: the train split of ``run.env``'s suite with ``run.suite_kwargs``."""
+def make_envs(run: RunConfig, policy: Any = None, algo_config: Any = None) -> Any:
+    """The training vector env: the train split of ``run.env``'s suite with ``run.suite_kwargs``.
+
+    A token-level id (``...-Token-v0``) gets the policy's tokenizer (its actions are the policy's token
+    ids) and the algorithm's ``max_new_tokens`` as its token budget.
+    """
     import gymnasium as gym
 
     import codegym  # noqa: F401  (registers the ids)
 
     kwargs: dict[str, Any] = {"split": "train", "suite_kwargs": parse_suite_kwargs(run.suite_kwargs)}
+    if is_token_env_id(run.env):
+        if policy is None:
+            raise ValueError(f"codegym train: the token-level env {run.env} needs the policy's tokenizer")
+        kwargs["tokenizer"] = policy.tokenizer
+        if algo_config is not None:
+            kwargs["max_new_tokens"] = int(algo_config.max_new_tokens)
     if run.reward:
         from codegym.rewards import get_reward
 
         kwargs["reward_fn"] = get_reward(run.reward)
     return gym.make_vec(run.env, num_envs=run.num_envs, **kwargs)
+
+
+def is_token_env_id(env_id: str) -> bool:
+    """Whether a registered id is a token-level env (its entry point is a ``TokenEnv``)."""
+    import gymnasium as gym
+
+    import codegym  # noqa: F401  (registers the ids)
+
+    entry = gym.spec(env_id).entry_point
+    return isinstance(entry, str) and entry.endswith(":TokenEnv")
 
 
 def make_trainer(run: RunConfig, algo_config: Any, policy: Any = None) -> Any:
@@ -126,7 +146,7 @@ def make_trainer(run: RunConfig, algo_config: Any, policy: Any = None) -> Any:
 
     if policy is None:
         policy = LMPolicy.from_pretrained(run.model, device=run.device, value_head=run.algo == "ppo")
-    envs = make_envs(run)
+    envs = make_envs(run, policy, algo_config)
     if run.algo == "reinforce":
         from codegym.agents.reinforce import REINFORCE
 
