@@ -59,7 +59,7 @@ class PPOConfig:
     temperature: float = 1.0
     """Sampling temperature."""
     top_p: float = 1.0
-    """Nucleus sampling mass."""
+    """Nucleus sampling mass (program level; token-level rollouts need 1.0)."""
     group_size: int = 1
     """Sub-environments per task (PPO needs no groups; > 1 samples a task several times per batch)."""
     gamma: float = 1.0
@@ -150,15 +150,17 @@ def episode_ends(mask: torch.Tensor) -> torch.Tensor:
 
 
 class PPO:
-    """PPO for an :class:`LMPolicy` with a value head on a program-level vector env.
+    """PPO for an :class:`LMPolicy` with a value head on a program-level or token-level vector env.
 
     Args:
         policy: The policy (``LMPolicy.from_pretrained(..., value_head=True)``).
-        envs: A Gymnasium ``VectorEnv``: observation = prompt text, action = program text.
+        envs: A Gymnasium ``VectorEnv``: observation = prompt text and action = program text (program
+            level), or ``Discrete`` actions over the policy's vocabulary (token level).
         config: Hyper-parameters.
 
     Raises:
-        ValueError: without a value head, or if the batch does not split into minibatches.
+        ValueError: without a value head, if the batch does not split into minibatches, or for a token
+            env that does not fit the policy (see :func:`~codegym.agents.rollout.check_token_envs`).
     """
 
     algo = "ppo"
@@ -176,9 +178,10 @@ class PPO:
             check_token_envs(policy, envs)
             if self.config.group_size != 1:
                 raise ValueError("PPOConfig: group_size applies at program level only; use 1 at token level")
-            if self.config.temperature <= 0:
+            if self.config.temperature <= 0 or self.config.top_p != 1.0:
                 raise ValueError(
-                    f"PPOConfig: temperature must be > 0 at token level, got {self.config.temperature}"
+                    "PPOConfig: token-level rollouts sample the full tempered distribution: temperature "
+                    f"must be > 0 and top_p 1.0, got {self.config.temperature} and {self.config.top_p}"
                 )
         self.config.check_batch(int(envs.num_envs))
         c = self.config

@@ -162,3 +162,5 @@ def test_token_envs_that_do_not_fit_the_policy_are_refused(tokenizer):
         PPO(policy, same_step, PPOConfig())
     with pytest.raises(ValueError, match="group_size applies at program level"):
         PPO(policy, _envs(tokenizer, 2), PPOConfig(group_size=2))
+    with pytest.raises(ValueError, match="top_p 1.0"):
+        PPO(policy, _envs(tokenizer, 2), PPOConfig(top_p=0.9))
