@@ -431,7 +431,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from codegym.agents.ppo import PPOConfig
     from codegym.agents.reinforce import REINFORCEConfig
 
-    p = sub.add_parser("train", help="train an LLM policy with PPO or REINFORCE (program level; PPO also at token level)")
+    p = sub.add_parser(
+        "train", help="train an LLM policy with PPO or REINFORCE (program level; PPO also at token level)"
+    )
     _add_fields(p, RunConfig)
     p.add_argument("--resume", default=None, metavar="RUN", help="resume the run in this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
