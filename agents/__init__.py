@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "REINFORCEConfig": "codegym.agents.reinforce",
     "PPO": "codegym.agents.ppo",
     "PPOConfig": "codegym.agents.ppo",
+    "ExpertIteration": "codegym.agents.expert_iteration",
+    "ExpertIterationConfig": "codegym.agents.expert_iteration",
     "RunConfig": "codegym.agents.train",
     "run_training": "codegym.agents.train",
 }

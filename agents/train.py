@@ -31,7 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RunConfig", "Run", "add_parser", "make_trainer", "plot_curve", "run_training"]
+ALGOS = ("reinforce", "ppo", "expert-iteration")
+"""The values of ``codegym train --algo``."""
+
+__all__ = ["ALGOS", "RunConfig", "Run", "add_parser", "make_trainer", "plot_curve", "run_training"]
 
 
 @dataclasses.dataclass
@@ -41,7 +44,7 @@ class RunConfig:
     env: str = "codegym/Arith-Program-v0"
     """Gymnasium id: program level (prompt text -> program text) or, for PPO, token level (-Token-)."""
     algo: str = "reinforce"
-    """reinforce or ppo."""
+    """reinforce, ppo or expert-iteration."""
     model: str = "default"
     """Policy to start from: default, a local path, or a cached hub id."""
     num_envs: int = 32
@@ -58,6 +61,8 @@ class RunConfig:
     """Suite arguments of the held-out evaluation (its test split)."""
     eval_samples: int = 4
     """Samples per held-out task for pass@1 (0: no evaluation)."""
+    eval_every: int = 0
+    """Updates between held-out checks during training, logged as eval/pass_at_1 (0: before/after only)."""
     checkpoint_every: int = 25
     """Updates between checkpoints."""
     device: str = "auto"
@@ -103,7 +108,11 @@ def _algo_config_class(algo: str) -> type:
         from codegym.agents.ppo import PPOConfig
 
         return PPOConfig
-    raise ValueError(f"codegym train: --algo must be reinforce or ppo, got {algo!r}")
+    if algo == "expert-iteration":
+        from codegym.agents.expert_iteration import ExpertIterationConfig
+
+        return ExpertIterationConfig
+    raise ValueError(f"codegym train: --algo must be one of {', '.join(ALGOS)}, got {algo!r}")
 
 
 def make_envs(run: RunConfig, policy: Any = None, algo_config: Any = None) -> Any:
@@ -151,22 +160,36 @@ def make_trainer(run: RunConfig, algo_config: Any, policy: Any = None) -> Any:
         from codegym.agents.reinforce import REINFORCE
 
         return REINFORCE(policy, envs, algo_config)
+    if run.algo == "expert-iteration":
+        from codegym.agents.expert_iteration import ExpertIteration
+
+        return ExpertIteration(policy, envs, algo_config)
     from codegym.agents.ppo import PPO
 
     return PPO(policy, envs, algo_config)
 
 
 def heldout_tasks(run: RunConfig) -> list[Any]:
-    """The held-out tasks: the test split of the env's suite built with ``eval_suite_kwargs``."""
+    """The held-out tasks: the test split of the env's suite built with ``eval_suite_kwargs``.
+
+    An examples-only id (``codegym/ArithIO-Program-v0``) is evaluated on the examples-only variant: its
+    spec's ``examples_only`` joins the suite arguments, as it does when the env is made.
+    """
     import gymnasium as gym
+    from codegym.envs.base import with_examples_only
 
     import codegym
 
-    spec = gym.spec(run.env)
-    suite = (spec.kwargs or {}).get("suite")
+    spec_kwargs = gym.spec(run.env).kwargs or {}
+    suite = spec_kwargs.get("suite")
     if not isinstance(suite, str):
         raise ValueError(f"codegym train: cannot tell the suite of {run.env} for the held-out evaluation")
-    return list(codegym.load_suite(suite, **parse_suite_kwargs(run.eval_suite_kwargs)).split("test"))
+    suite_kwargs = with_examples_only(
+        parse_suite_kwargs(run.eval_suite_kwargs),
+        spec_kwargs.get("examples_only", False),
+        where=f"codegym train ({run.env})",
+    )
+    return list(codegym.load_suite(suite, **suite_kwargs).split("test"))
 
 
 class Run:
@@ -351,15 +374,21 @@ def run_training(
                     f"{exc}; the last good checkpoint is in {out.checkpoint_path} (update "
                     f"{_checkpoint_update(out)}); resume with --resume {out.path}"
                 ) from exc
+            if run.eval_every > 0 and run.eval_samples > 0 and trainer.update_count % run.eval_every == 0:
+                report = _evaluate(trainer.policy, run)
+                metrics["eval/pass_at_1"] = float(report["pass_at_k"]["1"])
             out.log(metrics)
             if on_update is not None:
                 on_update(metrics)
             bar.update(1)
-            bar.set_postfix(
-                pass_rate=f"{metrics.get('rollout/pass_rate', float('nan')):.2f}",
-                kl=f"{metrics['rollout/kl_ref']:.3f}",
-                reward=f"{metrics['rollout/reward']:.2f}",
-            )
+            postfix = {
+                "pass_rate": f"{metrics.get('rollout/pass_rate', float('nan')):.2f}",
+                "kl": f"{metrics['rollout/kl_ref']:.3f}",
+                "reward": f"{metrics['rollout/reward']:.2f}",
+            }
+            if "eval/pass_at_1" in metrics:
+                postfix["heldout"] = f"{metrics['eval/pass_at_1']:.3f}"
+            bar.set_postfix(postfix)
             if trainer.update_count % run.checkpoint_every == 0:
                 out.save_checkpoint(trainer)
     finally:
@@ -380,7 +409,8 @@ def _checkpoint_update(out: Run) -> int | str:
     return int(torch.load(path, weights_only=False)["trainer"]["update_count"])
 
 
-def _evaluate_into(policy: Any, run: RunConfig, path: Path) -> dict[str, Any]:
+def _evaluate(policy: Any, run: RunConfig) -> dict[str, Any]:
+    """Held-out pass@1 of ``policy`` on :func:`heldout_tasks` (the report as a dict)."""
     from codegym.agents.evaluation import evaluate
 
     import codegym
@@ -389,7 +419,11 @@ def _evaluate_into(policy: Any, run: RunConfig, path: Path) -> dict[str, Any]:
     report = evaluate(
         policy, codegym.TaskSuite("heldout", tasks), split=None, n=run.eval_samples, k=(1,), progress=False
     )
-    data = report.to_dict()
+    return report.to_dict()
+
+
+def _evaluate_into(policy: Any, run: RunConfig, path: Path) -> dict[str, Any]:
+    data = _evaluate(policy, run)
     path.write_text(json.dumps(data, indent=2) + "\n")
     return data
 
@@ -428,20 +462,21 @@ def _add_fields(parser: argparse.ArgumentParser | Any, cls: type, skip: tuple[st
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add ``codegym train``: every RunConfig field and every field of both algorithm configs is a flag."""
+    from codegym.agents.expert_iteration import ExpertIterationConfig
     from codegym.agents.ppo import PPOConfig
     from codegym.agents.reinforce import REINFORCEConfig
 
     p = sub.add_parser(
-        "train", help="train an LLM policy with PPO or REINFORCE (program level; PPO also at token level)"
+        "train",
+        help="train an LLM policy with PPO, REINFORCE or expert iteration (program level; PPO also at "
+        "token level)",
     )
     _add_fields(p, RunConfig)
     p.add_argument("--resume", default=None, metavar="RUN", help="resume the run in this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     seen = {f.name for f in dataclasses.fields(RunConfig)}
-    for cls in (REINFORCEConfig, PPOConfig):
-        group = p.add_argument_group(
-            f"{cls.__name__} (--algo {'reinforce' if cls is REINFORCEConfig else 'ppo'})"
-        )
+    for cls, algo in ((REINFORCEConfig, "reinforce"), (PPOConfig, "ppo"), (ExpertIterationConfig, ALGOS[2])):
+        group = p.add_argument_group(f"{cls.__name__} (--algo {algo})")
         names = tuple(f.name for f in dataclasses.fields(cls) if f.name in seen)
         _add_fields(group, cls, skip=names)
         seen |= {f.name for f in dataclasses.fields(cls)}
