@@ -32,7 +32,7 @@ from codegym.tasks import Task, TaskSuite
 ObsT = TypeVar("ObsT")
 ActT = TypeVar("ActT")
 
-__all__ = ["CodeEnv", "acquire_executor", "cached_suite", "release_executor"]
+__all__ = ["CodeEnv", "acquire_executor", "cached_suite", "release_executor", "with_examples_only"]
 
 # ---------------------------------------------------------------------------------------------------------
 # Shared executors
@@ -88,6 +88,37 @@ def cached_suite(name: str, kwargs: Mapping[str, Any] | None = None) -> TaskSuit
     return suite
 
 
+def with_examples_only(
+    suite_kwargs: Mapping[str, Any] | None, examples_only: bool, *, where: str
+) -> dict[str, Any]:
+    """Return a copy of ``suite_kwargs`` with ``examples_only=True`` added when ``examples_only`` is set.
+
+    The ``ArithIO``/``ListOpsIO`` ids pass ``examples_only=True`` as an environment argument, not inside
+    ``suite_kwargs``: ``gym.make(id, suite_kwargs={...})`` replaces the spec's ``suite_kwargs`` whole, and
+    the id must keep its variant. ``codegym train`` builds its held-out suite with this function too.
+
+    Args:
+        suite_kwargs: Arguments of ``load_suite`` (not modified).
+        examples_only: Whether the examples-only variant is asked for.
+        where: Names the caller in error messages.
+
+    Raises:
+        ValueError: if ``examples_only`` is not a bool, or ``suite_kwargs`` asks for the plain variant
+            while ``examples_only`` asks for the other.
+    """
+    kwargs = dict(suite_kwargs or {})
+    if type(examples_only) is not bool:
+        raise ValueError(f"{where}: examples_only must be True or False, got {examples_only!r}")
+    if examples_only:
+        if kwargs.get("examples_only", True) is not True:
+            raise ValueError(
+                f"{where}: examples_only=True conflicts with suite_kwargs examples_only="
+                f"{kwargs['examples_only']!r}; drop one of them"
+            )
+        kwargs["examples_only"] = True
+    return kwargs
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Text helpers
 
@@ -116,6 +147,10 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
         suite_kwargs: Keyword arguments for ``load_suite`` (e.g. ``{"n": 500, "difficulty": 2}``, or the
             data ``path`` of ``mbpp``/``apps``).
         data_path: Shortcut for ``suite_kwargs={"path": data_path}`` (the MBPP/APPS JSONL file).
+        examples_only: Load the suite's examples-only variant (``arith``, ``listops``: prompts show only
+            input/output examples); the ``ArithIO``/``ListOpsIO`` ids set it. Same as
+            ``suite_kwargs={"examples_only": True}``, but kept when ``gym.make`` is given other
+            ``suite_kwargs``; with a :class:`TaskSuite`, every task must be examples-only.
         reward_fn: A reward function ``fn(task, program, result) -> float``; default
             :func:`codegym.rewards.pass_fail`.
         executor: An executor to use (not closed by the environment, not pickled). Default: this process's
@@ -124,7 +159,8 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
         render_mode: ``None`` or ``"ansi"``.
 
     Raises:
-        ValueError: for an unknown render mode, split or sampler, or an empty task set.
+        ValueError: for an unknown render mode, split or sampler, an empty task set, or a bad
+            ``examples_only``.
         KeyError: for a ``task_id`` that is not in the suite (naming close matches).
     """
 
@@ -139,6 +175,7 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
         sampler: TaskSampler | str | None = None,
         suite_kwargs: Mapping[str, Any] | None = None,
         data_path: str | os.PathLike[str] | None = None,
+        examples_only: bool = False,
         reward_fn: RewardFunction | None = None,
         executor: Any = None,
         executor_kwargs: Mapping[str, Any] | None = None,
@@ -149,10 +186,17 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
                 f"{type(self).__name__}: render_mode must be None or 'ansi', got {render_mode!r}"
             )
         self.render_mode = render_mode
+        name = type(self).__name__
         if isinstance(suite, TaskSuite):
+            with_examples_only(None, examples_only, where=name)  # checks the value
+            if examples_only and not all(t.metadata.get("examples_only") is True for t in suite):
+                raise ValueError(
+                    f"{name}: examples_only=True but suite {suite.name!r} has tasks that are not "
+                    "examples-only; pass the suite's name, or a suite loaded with examples_only=True"
+                )
             self.suite = suite
         elif isinstance(suite, str):
-            suite_kwargs = dict(suite_kwargs or {})
+            suite_kwargs = with_examples_only(suite_kwargs, examples_only, where=name)
             if data_path is not None:
                 suite_kwargs["path"] = os.fspath(data_path)
             self.suite = cached_suite(suite, suite_kwargs)
@@ -167,7 +211,8 @@ class CodeEnv(gym.Env[ObsT, ActT], Generic[ObsT, ActT]):
         if split is not None:
             self.suite = self.suite.split(split)
         if sampler == "curriculum":
-            sampler = CurriculumSampler(self.suite_name, split=split)
+            examples = any(t.metadata.get("examples_only") is True for t in self.full_suite)
+            sampler = CurriculumSampler(self.suite_name, split=split, examples_only=examples)
         elif isinstance(sampler, str):
             raise ValueError(
                 f"{type(self).__name__}: sampler must be a TaskSampler or 'curriculum', got {sampler!r}"

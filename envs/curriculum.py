@@ -92,6 +92,8 @@ class CurriculumSampler(TaskSampler):
         window: Number of recent attempts at the current level that decide.
         review: Probability of drawing from an earlier level.
         start_level: Index into ``levels`` to start at.
+        examples_only: Generate the suite's examples-only variant (``load_suite(..., examples_only=True)``),
+            as the ``ArithIO``/``ListOpsIO`` ids do.
 
     Raises:
         ValueError: naming the bad argument and its value.
@@ -110,6 +112,7 @@ class CurriculumSampler(TaskSampler):
         window: int = 32,
         review: float = 0.1,
         start_level: int = 0,
+        examples_only: bool = False,
     ) -> None:
         if levels is None:
             module = importlib.import_module(f"codegym.suites.{suite}")
@@ -128,6 +131,8 @@ class CurriculumSampler(TaskSampler):
             raise ValueError(f"CurriculumSampler: window must be a positive int, got {window!r}")
         if not 0.0 <= review < 1.0:
             raise ValueError(f"CurriculumSampler: review must be in [0, 1), got {review!r}")
+        if type(examples_only) is not bool:
+            raise ValueError(f"CurriculumSampler: examples_only must be True or False, got {examples_only!r}")
         if not 0 <= start_level < len(self.levels):
             raise ValueError(
                 f"CurriculumSampler: start_level must index levels {self.levels}, got {start_level!r}"
@@ -139,7 +144,9 @@ class CurriculumSampler(TaskSampler):
         self.review = float(review)
         self._by_level: list[TaskSuite] = []
         for level in self.levels:
-            tasks = load_suite(suite, n=tasks_per_level, seed=seed, difficulty=level)
+            # Only the examples-only variant passes the flag: other suites need not know it.
+            variant = {"examples_only": True} if examples_only else {}
+            tasks = load_suite(suite, n=tasks_per_level, seed=seed, difficulty=level, **variant)
             if split is not None:
                 tasks = tasks.split(split)
             if len(tasks) == 0:

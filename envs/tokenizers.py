@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from codegym.tasks import Task
+from codegym.tasks import CallTest, Task
 
 __all__ = ["ByteTokenizer", "DSLTokenizer", "HFTokenizer", "Tokenizer", "make_tokenizer"]
 
@@ -191,7 +191,19 @@ class DSLTokenizer(Tokenizer):
         ``arith`` prompts state an expression (``metadata["expression"]``), which is encoded; ``listops``
         prompts list named steps (``metadata["steps"]``), which map to their tokens through the module's
         ``STEP_NAMES``; other tasks fall back to the DSL tokens found in the prompt text.
+
+        Examples-only tasks (``metadata["examples_only"]``) state nothing but their visible examples,
+        written ``(input)output`` one after the other and encoded as far as the vocabulary spells them:
+        ``arith`` spells integers (``f(-2) == 5`` is ``( - 2 ) 5``), ``listops`` spells no list, so its
+        examples-only prompts are empty.
         """
+        if task.metadata.get("examples_only") is True:
+            shown = "".join(
+                f"({', '.join(map(repr, t.args))}){t.expected!r}"
+                for t in task.visible_tests
+                if isinstance(t, CallTest)
+            )
+            return self.encode(shown, skip_unknown=True)
         expression = task.metadata.get("expression")
         if isinstance(expression, str) and expression:
             return self.encode(expression, skip_unknown=True)

@@ -18,7 +18,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codegym.suites.procedural import compile_function, dsl_metadata, generate
+from codegym.suites.procedural import compile_function, dsl_metadata, examples_rng, generate
 from codegym.tasks import CallTest, Task, TaskSuite
 
 DIGITS: tuple[str, ...] = tuple("0123456789")
@@ -32,6 +32,9 @@ ENTRY_POINT = "f"
 MAX_DIFFICULTY = 5
 NUM_VISIBLE = 2
 NUM_HIDDEN = 6
+NUM_VISIBLE_EXAMPLES_ONLY = 5
+"""Examples in an examples-only prompt: three more than the plain prompt's two (a depth-1 body, at most
+quadratic, is then fixed by its examples)."""
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2}
 _WORDS = {"+": "plus", "-": "minus", "*": "times"}
@@ -182,14 +185,24 @@ def _spaced(tokens: Sequence[str]) -> str:
     return text.strip()
 
 
-def make_task(tree_tokens: Sequence[str], *, task_id: str, rng: random.Random, difficulty: int) -> Task:
+def make_task(
+    tree_tokens: Sequence[str],
+    *,
+    task_id: str,
+    rng: random.Random,
+    difficulty: int,
+    examples_only: bool = False,
+) -> Task:
     """Build one task from a body (tokens), choosing its example and test inputs with ``rng``.
 
     Args:
         tree_tokens: The reference body as :data:`VOCAB` tokens; must be a complete expression.
         task_id: The task id.
-        rng: Source of the test inputs.
+        rng: Source of the test inputs (drawn from identically in both variants).
         difficulty: Stored in ``metadata["difficulty"]``.
+        examples_only: Show only examples, :data:`NUM_VISIBLE_EXAMPLES_ONLY` of them (the plain two plus
+            inputs from -9..9 that no hidden test uses, drawn with ``procedural.examples_rng``), and not
+            the expression; the hidden tests are the plain variant's.
 
     Raises:
         ValueError: if ``tree_tokens`` is not a complete expression.
@@ -201,11 +214,21 @@ def make_task(tree_tokens: Sequence[str], *, task_id: str, rng: random.Random, d
     # Examples use small non-negative inputs (easy to read); hidden tests use the rest of -9..9.
     visible_xs = sorted(rng.sample(range(0, 6), NUM_VISIBLE))
     hidden_xs = rng.sample([x for x in range(-9, 10) if x not in visible_xs], NUM_HIDDEN)
+    if examples_only:
+        unused = [x for x in range(-9, 10) if x not in visible_xs and x not in hidden_xs]
+        extra = examples_rng(task_id).sample(unused, NUM_VISIBLE_EXAMPLES_ONLY - NUM_VISIBLE)
+        visible_xs = sorted([*visible_xs, *extra])
     visible = tuple(CallTest(args=(x,), expected=fn(x)) for x in visible_xs)
     hidden = tuple(CallTest(args=(x,), expected=fn(x)) for x in hidden_xs)
     spaced = _spaced(tree_tokens)
     examples = "\n".join(f"    f({t.args[0]}) == {t.expected}" for t in visible)
-    prompt = f"Write f(x) that returns {spaced}.\nExamples:\n{examples}\n"
+    if examples_only:
+        prompt = (
+            "Write f(x) that returns an integer expression in x (made of x, digits, +, - and *) that fits "
+            f"these examples; it is also tested on other inputs.\nExamples:\n{examples}\n"
+        )
+    else:
+        prompt = f"Write f(x) that returns {spaced}.\nExamples:\n{examples}\n"
     return Task(
         task_id=task_id,
         prompt=prompt,
@@ -221,6 +244,7 @@ def make_task(tree_tokens: Sequence[str], *, task_id: str, rng: random.Random, d
             suffix=PROGRAM_SUFFIX,
             expression=spaced,
             description=_describe_tokens(tree_tokens),
+            **({"examples_only": True} if examples_only else {}),
         ),
     )
 
@@ -239,7 +263,9 @@ def sample_body(rng: random.Random, level: int) -> list[str]:
     return tree.tokens()
 
 
-def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> TaskSuite:
+def load(
+    n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1, examples_only: bool = False
+) -> TaskSuite:
     """Generate ``n`` arithmetic tasks.
 
     Args:
@@ -247,12 +273,16 @@ def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> Ta
             where only a few dozen distinct expressions exist).
         seed: Seed of the generator; the same ``(n, seed, difficulty)`` always gives the same suite.
         difficulty: Expression depth 1-5, or a sequence of depths to draw from uniformly per task.
+        examples_only: Programming by example: prompts show only the signature and
+            :data:`NUM_VISIBLE_EXAMPLES_ONLY` input/output examples, never the expression. Bodies,
+            references, hidden tests and splits are those of the plain suite; ids start with
+            ``"arith-io/"`` instead of ``"arith/"``, and ``metadata["examples_only"]`` is ``True``.
 
     Returns:
         The suite; ``metadata["split"]`` is fixed by the expression (see :mod:`codegym.suites.procedural`).
 
     Raises:
-        ValueError: for a bad ``n`` or ``difficulty``.
+        ValueError: for a bad ``n``, ``seed``, ``difficulty`` or ``examples_only``.
     """
     return generate(
         "arith",
@@ -262,4 +292,5 @@ def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> Ta
         max_difficulty=MAX_DIFFICULTY,
         sample_body=sample_body,
         make_task=make_task,
+        examples_only=examples_only,
     )

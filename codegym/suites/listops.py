@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from codegym.suites.procedural import compile_function, dsl_metadata, generate
+from codegym.suites.procedural import compile_function, dsl_metadata, examples_rng, generate
 from codegym.tasks import CallTest, Task, TaskSuite
 
 _STEPS: tuple[tuple[str, str, str], ...] = (
@@ -60,6 +60,8 @@ ENTRY_POINT = "f"
 MAX_DIFFICULTY = 6
 NUM_VISIBLE = 2
 NUM_HIDDEN = 6
+NUM_VISIBLE_EXAMPLES_ONLY = 5
+"""Examples in an examples-only prompt: three more than the plain prompt's two."""
 
 _DESCRIPTIONS = {token: words for token, (_, _, words) in zip(VOCAB, _STEPS)}
 _BY_NAME = {name: token for token, name in STEP_NAMES.items()}
@@ -150,8 +152,24 @@ def _random_list(rng: random.Random, low: int, high: int) -> list[int]:
     return [rng.randint(-9, 9) for _ in range(rng.randint(low, high))]
 
 
-def make_task(tokens: Sequence[str], *, task_id: str, rng: random.Random, difficulty: int) -> Task:
+def make_task(
+    tokens: Sequence[str],
+    *,
+    task_id: str,
+    rng: random.Random,
+    difficulty: int,
+    examples_only: bool = False,
+) -> Task:
     """Build one task from a pipeline (tokens), choosing its example and test inputs with ``rng``.
+
+    Args:
+        tokens: The reference pipeline as :data:`VOCAB` tokens.
+        task_id: The task id.
+        rng: Source of the test inputs (drawn from identically in both variants).
+        difficulty: Stored in ``metadata["difficulty"]``.
+        examples_only: Show only examples, :data:`NUM_VISIBLE_EXAMPLES_ONLY` of them (the plain two plus
+            lists of 4-6 elements drawn with ``procedural.examples_rng``), and not the steps; the hidden
+            tests are the plain variant's (one of them the empty list, which no example shows).
 
     Raises:
         ValueError: if ``tokens`` is not a complete body.
@@ -163,14 +181,26 @@ def make_task(tokens: Sequence[str], *, task_id: str, rng: random.Random, diffic
     visible_inputs = [_random_list(rng, 4, 6) for _ in range(NUM_VISIBLE)]
     # One hidden test is the empty list; the others vary in length, with repeats and negatives likely.
     hidden_inputs = [[]] + [_random_list(rng, 1, 8) for _ in range(NUM_HIDDEN - 1)]
+    if examples_only:
+        extra_rng = examples_rng(task_id)
+        visible_inputs += [
+            _random_list(extra_rng, 4, 6) for _ in range(NUM_VISIBLE_EXAMPLES_ONLY - NUM_VISIBLE)
+        ]
     visible = tuple(CallTest(args=(xs,), expected=fn(list(xs))) for xs in visible_inputs)
     hidden = tuple(CallTest(args=(xs,), expected=fn(list(xs))) for xs in hidden_inputs)
     words = describe(tokens)
     examples = "\n".join(f"    f({t.args[0]!r}) == {t.expected!r}" for t in visible)
-    prompt = (
-        "Write f(xs) that takes a list of integers and applies these steps in order: "
-        f"{words}.\nExamples:\n{examples}\n"
-    )
+    if examples_only:
+        prompt = (
+            "Write f(xs) that takes a list of integers and applies a short pipeline of list steps (such as "
+            "sorting, mapping, filtering, slicing or counting) that fits these examples; it is also tested "
+            f"on other inputs.\nExamples:\n{examples}\n"
+        )
+    else:
+        prompt = (
+            "Write f(xs) that takes a list of integers and applies these steps in order: "
+            f"{words}.\nExamples:\n{examples}\n"
+        )
     return Task(
         task_id=task_id,
         prompt=prompt,
@@ -186,6 +216,7 @@ def make_task(tokens: Sequence[str], *, task_id: str, rng: random.Random, diffic
             suffix=PROGRAM_SUFFIX,
             steps=tuple(STEP_NAMES[t] for t in tokens),
             description=words,
+            **({"examples_only": True} if examples_only else {}),
         ),
     )
 
@@ -198,7 +229,9 @@ def sample_body(rng: random.Random, level: int) -> list[str]:
     return tokens
 
 
-def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> TaskSuite:
+def load(
+    n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1, examples_only: bool = False
+) -> TaskSuite:
     """Generate ``n`` list-pipeline tasks.
 
     Args:
@@ -206,9 +239,13 @@ def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> Ta
             bodies repeat with different test inputs).
         seed: Seed of the generator; the same ``(n, seed, difficulty)`` always gives the same suite.
         difficulty: Pipeline length 1-6, or a sequence of lengths to draw from uniformly per task.
+        examples_only: Programming by example: prompts show only the signature and
+            :data:`NUM_VISIBLE_EXAMPLES_ONLY` input/output examples, never the steps. Pipelines,
+            references, hidden tests and splits are those of the plain suite; ids start with
+            ``"listops-io/"`` instead of ``"listops/"``, and ``metadata["examples_only"]`` is ``True``.
 
     Raises:
-        ValueError: for a bad ``n`` or ``difficulty``.
+        ValueError: for a bad ``n``, ``seed``, ``difficulty`` or ``examples_only``.
     """
     return generate(
         "listops",
@@ -218,4 +255,5 @@ def load(n: int = 200, seed: int = 0, difficulty: int | Sequence[int] = 1) -> Ta
         max_difficulty=MAX_DIFFICULTY,
         sample_body=sample_body,
         make_task=make_task,
+        examples_only=examples_only,
     )
