@@ -1,11 +1,16 @@
-"""REINFORCE for language-model policies on program-level Gymnasium envs, with RLOO and GRPO baselines.
+"""REINFORCE for language-model policies on Gymnasium envs, with RLOO and GRPO baselines.
 
 Read top to bottom, one update is:
 
-1. **Rollout** (:func:`~codegym.agents.rollout.collect_programs`): ``num_envs / group_size`` tasks, each
-   attempted by ``group_size`` sub-environments; one sampled program per sub-environment; one
-   ``envs.step`` judges them all. The reward of a program belongs to its last real token (EOS when the
-   model ended it), i.e. to the whole sequence: REINFORCE weights the sequence's summed log-prob.
+1. **Rollout**: ``num_envs / group_size`` tasks, each attempted by ``group_size`` sub-environments
+   (consecutive sub-environments are reset with the same seed). At program level
+   (:func:`~codegym.agents.rollout.collect_programs`, Text actions) one program is sampled per
+   sub-environment and one ``envs.step`` judges them all. At token level
+   (:func:`~codegym.agents.rollout.collect_tokens` with ``first_episode_only``, ``Discrete`` actions over
+   the policy's vocabulary) every sub-environment plays one whole episode, one token per step, and the
+   episode's return is the sum of its per-token rewards (a ``DenseReward`` wrapper's pieces included).
+   Either way the return belongs to the whole sequence: REINFORCE weights its summed log-prob (per-token
+   credit assignment is what PPO's value head and GAE add).
 2. **KL to the reference** (optional, ``kl_coef > 0``): ``k1`` subtracts ``beta * sum_t (log p - log
    p_ref)`` from each reward (Ziegler et al. 2019); ``k3`` adds ``beta * mean_t k3`` to the loss instead
    (GRPO, Shao et al. 2024). ``kl_target`` makes beta adaptive (:class:`codegym.rlmath.AdaptiveKLController`).
@@ -31,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from codegym.agents.policy import LMPolicy
-from codegym.agents.rollout import collect_programs, token_sums
+from codegym.agents.rollout import check_token_envs, collect_programs, collect_tokens, token_sums
 
 from codegym import rlmath
 
@@ -115,30 +120,52 @@ class REINFORCEConfig:
             )
 
 
+@dataclass
+class _Batch:
+    """One rollout in the shape the update needs, whichever the level (rows = sequences)."""
+
+    prompt_ids: list[list[int]]
+    completion_ids: torch.Tensor
+    mask: torch.Tensor
+    logprobs: torch.Tensor
+    ref_logprobs: torch.Tensor | None
+    rewards: np.ndarray
+    passed: np.ndarray | None
+    finished: np.ndarray
+    sample_s: float
+    env_s: float
+
+
 class REINFORCE:
-    """REINFORCE with a baseline for an :class:`LMPolicy` on a program-level vector env.
+    """REINFORCE with a baseline for an :class:`LMPolicy` on a program-level or token-level vector env.
 
     Args:
         policy: The policy to train (its trainable parameters are optimised).
-        envs: A Gymnasium ``VectorEnv``: observation = prompt text, action = program text.
+        envs: A Gymnasium ``VectorEnv``: observation = prompt text and action = program text (program
+            level), or ``Discrete`` actions over the policy's vocabulary (token level; built with the
+            policy's tokenizer, Gymnasium's default ``NEXT_STEP`` autoreset).
         config: Hyper-parameters.
 
     Raises:
-        ValueError: if the batch does not split into groups and minibatches.
+        ValueError: if the batch does not split into groups and minibatches, or a token-level env does not
+            fit the policy (:func:`~codegym.agents.rollout.check_token_envs`) or asks for top_p < 1.
     """
 
     algo = "reinforce"
 
     def __init__(self, policy: LMPolicy, envs: Any, config: REINFORCEConfig | None = None) -> None:
-        if isinstance(getattr(envs, "single_action_space", None), gym.spaces.Discrete):
-            raise ValueError(
-                "REINFORCE trains at program level (Text actions); this env takes one token per action: "
-                "use PPO for token-level envs"
-            )
         self.policy = policy
         self.envs = envs
         self.config = config or REINFORCEConfig()
         self.config.check_batch(int(envs.num_envs))
+        self.token_level = isinstance(getattr(envs, "single_action_space", None), gym.spaces.Discrete)
+        if self.token_level:
+            check_token_envs(policy, envs)
+            if self.config.top_p < 1:
+                raise ValueError(
+                    f"REINFORCE at token level samples the full tempered distribution: top_p must be 1, "
+                    f"got {self.config.top_p}"
+                )
         params = [p for p in policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.config.learning_rate, eps=self.config.adam_eps)
         c = self.config
@@ -158,26 +185,14 @@ class REINFORCE:
         c = self.config
         started = time.perf_counter()
         self.policy.train()
-        rollout = collect_programs(
-            self.policy,
-            self.envs,
-            group_size=c.group_size,
-            seed=c.seed * 1_000_003 + self.update_count * 7919,
-            max_new_tokens=c.max_new_tokens,
-            temperature=c.temperature,
-            top_p=c.top_p,
-        )
-        sample = rollout.sample
-        mask = sample.mask
-        old_logprobs = sample.logprobs
+        batch = self._collect(seed=c.seed * 1_000_003 + self.update_count * 7919)
+        mask = batch.mask
+        old_logprobs = batch.logprobs
+        ref_logprobs = batch.ref_logprobs
         beta = float(self.kl_controller.value)
-        rewards = torch.as_tensor(rollout.rewards, dtype=torch.float32, device=mask.device)
-        ref_logprobs = None
+        rewards = torch.as_tensor(batch.rewards, dtype=torch.float32, device=mask.device)
         seq_kl = torch.zeros_like(rewards)
-        if self.reference is not None:
-            ref_logprobs = self.reference.log_probs(
-                sample.prompt_ids, sample.completion_ids, mask, temperature=c.temperature
-            )
+        if ref_logprobs is not None:
             seq_kl = token_sums(old_logprobs - ref_logprobs, mask)
         shaped = rewards - beta * seq_kl if c.kl_estimator == "k1" else rewards
 
@@ -194,7 +209,7 @@ class REINFORCE:
             advantages = rlmath.whiten(advantages)
 
         # Policy-gradient epochs.
-        rows = len(sample)
+        rows = len(batch.prompt_ids)
         minibatch = rows // c.num_minibatches
         generator = torch.Generator().manual_seed(c.seed + self.update_count)
         stats: dict[str, list[float]] = {
@@ -212,8 +227,8 @@ class REINFORCE:
                 mb_mask = mask[idx]
                 tokens = mb_mask.sum().clamp(min=1)
                 logprobs = self.policy.log_probs(
-                    [sample.prompt_ids[i] for i in idx],
-                    sample.completion_ids[idx],
+                    [batch.prompt_ids[i] for i in idx],
+                    batch.completion_ids[idx],
                     mb_mask,
                     temperature=c.temperature,
                 )
@@ -255,9 +270,9 @@ class REINFORCE:
             "update": float(self.update_count),
             "rollout/reward": float(rewards.mean()),
             "rollout/completion_tokens": float(mask.sum(-1).float().mean()),
-            "rollout/finished": float(np.mean(sample.finished)),
+            "rollout/finished": float(np.mean(batch.finished)),
             "rollout/kl_ref": mean_kl,
-            "rollout/zero_signal_groups": _zero_signal_fraction(rollout.rewards, c.group_size),
+            "rollout/zero_signal_groups": _zero_signal_fraction(batch.rewards, c.group_size),
             "losses/policy": float(np.mean(stats["policy"])),
             "losses/kl": float(np.mean(stats["kl"])),
             "losses/approx_kl": float(np.mean(stats["approx_kl"])),
@@ -266,14 +281,69 @@ class REINFORCE:
             "charts/beta": beta,
             "charts/learning_rate": float(self.optimizer.param_groups[0]["lr"]),
             "charts/completions_per_s": rows / total_s,
-            "time/sample_s": rollout.sample_s,
-            "time/sandbox_s": rollout.env_s,
+            "time/sample_s": batch.sample_s,
+            "time/sandbox_s": batch.env_s,
             "time/update_s": update_s,
-            "time/sandbox_share": rollout.env_s / total_s,
+            "time/sandbox_share": batch.env_s / total_s,
         }
-        if rollout.passed is not None:
-            metrics["rollout/pass_rate"] = float(rollout.passed.mean())
+        if batch.passed is not None:
+            metrics["rollout/pass_rate"] = float(batch.passed.mean())
         return metrics
+
+    def _collect(self, seed: int) -> _Batch:
+        """One rollout at the env's level, with the reference's log-probs where a KL term needs them."""
+        c = self.config
+        if self.token_level:
+            rollout = collect_tokens(
+                self.policy,
+                self.reference,
+                self.envs,
+                num_steps=c.max_new_tokens,
+                seed=seed,
+                temperature=c.temperature,
+                group_size=c.group_size,
+                first_episode_only=True,
+            )
+            passed = rollout.episode_passed
+            return _Batch(
+                prompt_ids=rollout.prompt_ids,
+                completion_ids=rollout.completion_ids,
+                mask=rollout.mask,
+                logprobs=rollout.logprobs,
+                ref_logprobs=None if self.reference is None else rollout.logprobs - rollout.kl,
+                rewards=np.asarray(rollout.episode_returns, dtype=np.float64),
+                passed=None if any(p is None for p in passed) else np.asarray(passed, dtype=bool),
+                finished=np.asarray(rollout.episode_terminated, dtype=bool),
+                sample_s=rollout.sample_s,
+                env_s=rollout.env_s,
+            )
+        programs = collect_programs(
+            self.policy,
+            self.envs,
+            group_size=c.group_size,
+            seed=seed,
+            max_new_tokens=c.max_new_tokens,
+            temperature=c.temperature,
+            top_p=c.top_p,
+        )
+        sample = programs.sample
+        ref_logprobs = None
+        if self.reference is not None:
+            ref_logprobs = self.reference.log_probs(
+                sample.prompt_ids, sample.completion_ids, sample.mask, temperature=c.temperature
+            )
+        return _Batch(
+            prompt_ids=sample.prompt_ids,
+            completion_ids=sample.completion_ids,
+            mask=sample.mask,
+            logprobs=sample.logprobs,
+            ref_logprobs=ref_logprobs,
+            rewards=programs.rewards,
+            passed=programs.passed,
+            finished=np.asarray(sample.finished, dtype=bool),
+            sample_s=programs.sample_s,
+            env_s=programs.env_s,
+        )
 
     def learn(
         self, total_updates: int, callback: Callable[[dict[str, float]], bool | None] | None = None

@@ -186,6 +186,7 @@ class _Segment:
     bootstrap: float = 0.0
     terminated: bool = False
     awaiting_final_value: bool = False
+    env: int = -1
 
 
 def _info_at(infos: Any, key: str, i: int) -> Any:
@@ -233,6 +234,8 @@ def collect_tokens(
     num_steps: int,
     seed: int,
     temperature: float,
+    group_size: int = 1,
+    first_episode_only: bool = False,
 ) -> TokenRollout:
     """Reset ``envs`` and take ``num_steps`` token actions in each sub-environment.
 
@@ -241,21 +244,33 @@ def collect_tokens(
     one token's forward per row. Under Gymnasium's ``NEXT_STEP`` autoreset the step after an episode's
     end only resets that sub-environment and ignores its action: it is not recorded, and the policy's
     value of the observation it was given (the episode's final one) is the bootstrap of a truncated
-    episode. Every rollout starts with ``envs.reset(seed=[seed + i ...])``, so a rollout depends only on
-    the policy and ``seed`` (a resumed run repeats it exactly).
+    episode. Every rollout starts with ``envs.reset(seed=[seed + i // group_size ...])``, so a rollout
+    depends only on the policy and ``seed`` (a resumed run repeats it exactly), and the ``group_size``
+    consecutive sub-environments of a group start from the same task.
+
+    With ``first_episode_only`` (REINFORCE's Monte Carlo episodes) the rollout records one whole episode
+    per sub-environment, rows in sub-environment order, and stops as soon as every sub-environment has
+    ended its first episode; ``num_steps`` is then a cap, and an episode still open after it is an error.
 
     Args:
-        policy: The policy, with a value head.
+        policy: The policy (its value head, where it has one, gives the values and bootstraps; without
+            one they are 0).
         reference: The frozen reference for the KL estimate, or None.
         envs: A token-level vector env (see :func:`check_token_envs`).
-        num_steps: Steps per sub-environment.
+        num_steps: Steps per sub-environment (with ``first_episode_only``: at most).
         seed: Seeds the resets and the sampling.
         temperature: Sampling temperature (> 0).
+        group_size: Consecutive sub-environments reset with the same seed.
+        first_episode_only: Record exactly the first episode of every sub-environment (see above).
+
+    Raises:
+        ValueError: with ``first_episode_only``, if an episode has not ended after ``num_steps`` steps or
+            the sub-environments of a group start from different observations.
     """
     num_envs = int(envs.num_envs)
     device = policy.device
     generator = torch.Generator(device=device).manual_seed(seed)
-    obs, _ = envs.reset(seed=[seed + i for i in range(num_envs)])
+    obs, _ = envs.reset(seed=[seed + i // group_size for i in range(num_envs)])
     policy.reset_steps()
     if reference is not None:
         reference.reset_steps()
@@ -270,16 +285,22 @@ def collect_tokens(
     ep_terminated: list[bool] = []
     sample_s = env_s = 0.0
     last_closed: list[_Segment | None] = [None] * num_envs
+    ended: set[int] = set()  # first_episode_only: envs whose first episode is recorded
     for step in range(num_steps + 1):
         start = time.perf_counter()
         out = policy.step(obs)
-        assert out.values is not None, "token-level rollouts need a policy with a value head"
-        values = out.values.float()
+        values = out.values.float() if out.values is not None else torch.zeros(num_envs, device=device)
         for i in np.flatnonzero(resetting):  # the value of the episode's final observation
             seg = last_closed[i]
             if seg is not None and seg.awaiting_final_value:
                 seg.bootstrap = float(values[i])
                 seg.awaiting_final_value = False
+        if step == num_steps and first_episode_only:
+            open_envs = [i for i in range(num_envs) if i not in ended]
+            raise ValueError(
+                f"the episodes of envs {open_envs[:8]} did not end within num_steps={num_steps} steps: "
+                "the env's token budget must be at most the trainer's max_new_tokens"
+            )
         if step == num_steps:  # one more forward only for the bootstrap values
             for i, seg in enumerate(open_segments):
                 if seg is not None:
@@ -306,9 +327,13 @@ def collect_tokens(
             if resetting[i]:  # this step only reset env i: its action was ignored
                 resetting[i] = False
                 continue
+            if i in ended:  # first_episode_only: env i's episode is recorded, what follows is not
+                continue
             seg = open_segments[i]
             if seg is None:
-                seg = open_segments[i] = _Segment(_context(before, i, policy.vocab_size), [], [], [], [], [])
+                seg = open_segments[i] = _Segment(
+                    _context(before, i, policy.vocab_size), [], [], [], [], [], env=i
+                )
             seg.actions.append(int(actions_np[i]))
             seg.logprobs.append(logp_l[i])
             seg.values.append(values_l[i])
@@ -330,6 +355,23 @@ def collect_tokens(
                 ep_terminated.append(bool(terminated[i]))
                 returns[i] = 0.0
                 lengths[i] = 0
+                if first_episode_only:
+                    ended.add(i)
+        if first_episode_only and len(ended) == num_envs:
+            break
+    if first_episode_only:  # rows (and the episode lists, in the same order) by sub-environment
+        order = sorted(range(len(closed)), key=lambda r: closed[r].env)
+        closed = [closed[r] for r in order]
+        ep_returns, ep_lengths, ep_passed, ep_terminated = (
+            [values_r[r] for r in order] for values_r in (ep_returns, ep_lengths, ep_passed, ep_terminated)
+        )
+        for g in range(0, num_envs, group_size):
+            for j in range(g + 1, g + group_size):
+                if closed[j].context != closed[g].context:
+                    raise ValueError(
+                        f"envs {g} and {j} were reset with the same seed but start from different "
+                        "observations: a group baseline needs an env whose task depends only on its seed"
+                    )
     width = max(len(s.actions) for s in closed)
     count = len(closed)
 

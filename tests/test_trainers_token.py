@@ -1,4 +1,4 @@
-"""PPO at token level: what a rollout records (resets, bootstraps), learning on a custom token env, errors."""
+"""PPO and REINFORCE at token level: what a rollout records, learning on a custom token env, errors."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ require("transformers", "train")
 
 from codegym.agents.policy import LMPolicy  # noqa: E402
 from codegym.agents.ppo import PPO, PPOConfig  # noqa: E402
+from codegym.agents.reinforce import REINFORCE, REINFORCEConfig  # noqa: E402
 from codegym.agents.rollout import collect_tokens  # noqa: E402
 
 from codegym.rewards import get_reward  # noqa: E402
@@ -164,3 +165,94 @@ def test_token_envs_that_do_not_fit_the_policy_are_refused(tokenizer):
         PPO(policy, _envs(tokenizer, 2), PPOConfig(group_size=2))
     with pytest.raises(ValueError, match="top_p 1.0"):
         PPO(policy, _envs(tokenizer, 2), PPOConfig(top_p=0.9))
+
+
+# ---- REINFORCE at token level ------------------------------------------------------------------------------
+
+
+def test_a_first_episode_rollout_holds_one_whole_episode_per_env_in_groups(tokenizer):
+    torch.manual_seed(0)
+    policy = _policy(tokenizer)
+    envs = _envs(tokenizer, num_envs=6, budget=4, stop_on_odd=True)
+    rollout = collect_tokens(
+        policy, None, envs, num_steps=4, seed=3, temperature=1.0, group_size=3, first_episode_only=True
+    )
+    assert len(rollout.prompt_ids) == 6 == len(rollout.episode_returns)  # one row per env, env order
+    assert rollout.prompt_ids[0] == rollout.prompt_ids[1] == rollout.prompt_ids[2]  # a group shares a task
+    assert rollout.prompt_ids[3] == rollout.prompt_ids[4] == rollout.prompt_ids[5]
+    assert rollout.prompt_ids[0] != rollout.prompt_ids[3]
+    lengths = rollout.mask.sum(-1)
+    for row in range(6):
+        actions = rollout.completion_ids[row, : int(lengths[row])]
+        # A whole episode: it ends at the first odd token (terminated) or at the budget (truncated) ...
+        odd = (actions % 2 == 1).nonzero().flatten().tolist()
+        assert bool(rollout.terminated[row]) == bool(odd) and (not odd or odd[0] == len(actions) - 1)
+        assert bool(odd) or len(actions) == 4
+        # ... and its return is the sum of its per-token rewards (1 per even token).
+        assert rollout.episode_returns[row] == float((actions % 2 == 0).sum())
+    with pytest.raises(ValueError, match="did not end within num_steps=3"):
+        collect_tokens(
+            policy,
+            None,
+            _envs(tokenizer, 2, budget=5, eos=-1),
+            num_steps=3,
+            seed=0,
+            temperature=1.0,
+            first_episode_only=True,
+        )
+
+
+def test_reinforce_learns_on_a_custom_token_env(tokenizer):
+    torch.manual_seed(0)
+    policy = LMPolicy.from_pretrained(
+        tiny_model("gpt2", len(tokenizer)), tokenizer=tokenizer, device="cpu", value_head=False
+    )
+    before = [p.detach().clone() for p in policy.parameters()]
+    trainer = REINFORCE(
+        policy,
+        _envs(tokenizer, num_envs=16, budget=5),
+        REINFORCEConfig(baseline="rloo", group_size=4, learning_rate=1e-2, max_new_tokens=5),
+    )
+    history = trainer.learn(30)
+    rewards = [m["rollout/reward"] for m in history]
+    assert np.mean(rewards[-5:]) > np.mean(rewards[:5]) + 0.5, rewards
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+    assert "rollout/pass_rate" in history[-1] and 0.0 <= history[-1]["rollout/zero_signal_groups"] <= 1.0
+
+
+@pytest.mark.parametrize("kl_estimator", ["k1", "k3"])
+def test_reinforce_runs_on_a_codegym_token_env_with_a_kl_reference(tokenizer, kl_estimator):
+    policy = LMPolicy.from_pretrained(tiny_model("gpt2", len(tokenizer)), tokenizer=tokenizer, device="cpu")
+    envs = gym.make_vec(
+        "codegym/Arith-Token-v0",
+        num_envs=4,
+        tokenizer=policy.tokenizer,
+        max_new_tokens=8,
+        suite_kwargs={"n": 30, "seed": 2, "difficulty": [1]},
+        reward_fn=get_reward("coderl_graded"),
+    )
+    config = REINFORCEConfig(  # baseline none: a random model's graded rewards may all tie in a group
+        baseline="none",
+        group_size=2,
+        max_new_tokens=8,
+        kl_coef=0.1,
+        kl_estimator=kl_estimator,
+        learning_rate=1e-2,
+    )
+    first, second = REINFORCE(policy, envs, config).learn(2)
+    assert first["rollout/kl_ref"] == pytest.approx(0.0, abs=1e-5)  # the policy starts as its reference
+    assert second["rollout/kl_ref"] != 0.0
+    assert 0.0 <= second["rollout/pass_rate"] <= 1.0
+
+
+def test_reinforce_refuses_token_envs_it_cannot_drive(tokenizer):
+    policy = _policy(tokenizer)
+    wrong = gym.vector.SyncVectorEnv([lambda: CountingEnv(len(tokenizer) + 5, 0) for _ in range(2)])
+    with pytest.raises(ValueError, match=r"Discrete\(\d+\) but the policy's vocabulary has"):
+        REINFORCE(policy, wrong, REINFORCEConfig(group_size=2))
+    with pytest.raises(ValueError, match="top_p must be 1, got 0.9"):
+        REINFORCE(policy, _envs(tokenizer, 2), REINFORCEConfig(group_size=2, top_p=0.9))
+    with pytest.raises(ValueError, match="did not end within num_steps=3"):
+        REINFORCE(
+            policy, _envs(tokenizer, 2, budget=5, eos=-1), REINFORCEConfig(group_size=2, max_new_tokens=3)
+        ).train_step()
