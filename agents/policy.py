@@ -669,19 +669,16 @@ class LMPolicy(nn.Module):
         return int(actions[0]) if _is_single(obs) else actions
 
     def _step_rows(self, rows: list[list[int]]) -> StepOutput:
+        """One step: continuing rows forward their new tokens; new episodes are encoded on their own.
+
+        A row whose ids extend what it had costs a forward of its new tokens (one per step), in one batch
+        with every continuing row. A row that starts a new episode (a reset) is encoded alone, batched
+        with the other resets only, and its keys and values are spliced into the right-aligned end of
+        its cache row (the row's old columns masked), so one reset never widens every row by a whole
+        prompt. Caches without per-layer key/value tensors take the slower path of one shared chunk.
+        """
         state = self._step_state
         count = len(rows)
-        device = self.device
-        if state is None or len(state.ids) != count:
-            state = _StepState(
-                ids=[[] for _ in rows],
-                cache=self._new_cache(),
-                attention=torch.zeros((count, 0), dtype=torch.bool, device=device),
-                next_position=torch.zeros(count, dtype=torch.long, device=device),
-                logits=torch.zeros((count, self.vocab_size), dtype=torch.float32, device=device),
-                values=None,
-            )
-        new_tokens: list[list[int]] = []
         for i, row in enumerate(rows):
             if not row:
                 raise ValueError(f"LMPolicy.step: observation row {i} holds no tokens")
@@ -690,52 +687,101 @@ class LMPolicy(nn.Module):
                     f"LMPolicy.step: row {i} is {len(row)} tokens, beyond the model's context "
                     f"of {self.context_length}"
                 )
+        if state is None or len(state.ids) != count:
+            state = self._rebuilt(state, rows)
+            self._step_state = state
+            return StepOutput(logits=state.logits, values=state.values)
+        new_tokens: list[list[int]] = []
+        fresh: list[int] = []  # rows starting a new episode
+        for i, row in enumerate(rows):
             known = state.ids[i]
             if known and len(row) >= len(known) and row[: len(known)] == known:
                 new_tokens.append(row[len(known) :])
-            else:  # a new episode in this row: hide its old columns and encode it from the start
+            else:
+                fresh.append(i)
+                new_tokens.append([])
+        splice = bool(fresh) and _spliceable(state.cache)
+        if fresh and not splice:  # one shared chunk: the reset rows' prompts pad every row
+            for i in fresh:
                 state.attention[i] = False
                 state.next_position[i] = 0
                 state.ids[i] = []
-                new_tokens.append(row)
+                new_tokens[i] = rows[i]
         width = max(len(t) for t in new_tokens)
+        longest = max(len(r) for r in rows)
+        if state.attention.shape[1] + max(width, longest if splice else 0) > 2 * longest + 32:
+            state = self._rebuilt(state, rows)  # drop columns left behind by reset rows
+            self._step_state = state
+            return StepOutput(logits=state.logits, values=state.values)
         if width > 0:
-            columns = state.attention.shape[1]
-            if columns + width > 2 * max(len(r) for r in rows) + 32:
-                state = self._rebuilt(state, rows)  # drop columns left behind by reset rows
-                new_tokens = [[] for _ in rows]
-                width = 0
-        if width > 0:
-            chunk = torch.full((count, width), self.pad_token_id, dtype=torch.long, device=device)
-            chunk_mask = torch.zeros((count, width), dtype=torch.bool, device=device)
-            positions = torch.zeros((count, width), dtype=torch.long, device=device)
-            for i, new in enumerate(new_tokens):
-                if new:
-                    chunk[i, width - len(new) :] = torch.tensor(new, dtype=torch.long, device=device)
-                    chunk_mask[i, width - len(new) :] = True
-                    start = int(state.next_position[i])
-                    positions[i, width - len(new) :] = torch.arange(start, start + len(new), device=device)
-            attention = torch.cat([state.attention, chunk_mask], 1)
-            logits, cache, hidden = self._forward(
-                chunk, attention, positions, state.cache, hidden=self.value_head is not None
-            )
-            changed = torch.tensor([bool(t) for t in new_tokens], device=device)
-            state.logits = torch.where(
-                changed[:, None], logits[:, -1, : self.vocab_size].float(), state.logits
-            )
-            if self.value_head is not None and hidden is not None:
-                fresh = self.value_head(hidden[:, -1])
-                state.values = fresh if state.values is None else torch.where(changed, fresh, state.values)
-            state.cache = cache
-            state.attention = attention
-            state.next_position = state.next_position + chunk_mask.sum(-1)
-            for i, new in enumerate(new_tokens):
-                state.ids[i].extend(new)
+            self._forward_new_tokens(state, new_tokens, width)
+        if splice:
+            self._splice_fresh_rows(state, rows, fresh)
         self._step_state = state
         return StepOutput(logits=state.logits, values=state.values)
 
-    def _rebuilt(self, state: _StepState, rows: list[list[int]]) -> _StepState:
-        """Encode every row afresh into a compact cache (after resets left masked columns behind)."""
+    def _forward_new_tokens(self, state: _StepState, new_tokens: list[list[int]], width: int) -> None:
+        """Append each row's new tokens (right-aligned in a chunk of ``width`` columns) to the cache."""
+        device = self.device
+        count = len(new_tokens)
+        chunk = torch.full((count, width), self.pad_token_id, dtype=torch.long, device=device)
+        chunk_mask = torch.zeros((count, width), dtype=torch.bool, device=device)
+        positions = torch.zeros((count, width), dtype=torch.long, device=device)
+        for i, new in enumerate(new_tokens):
+            if new:
+                chunk[i, width - len(new) :] = torch.tensor(new, dtype=torch.long, device=device)
+                chunk_mask[i, width - len(new) :] = True
+                start = int(state.next_position[i])
+                positions[i, width - len(new) :] = torch.arange(start, start + len(new), device=device)
+        attention = torch.cat([state.attention, chunk_mask], 1)
+        logits, cache, hidden = self._forward(
+            chunk, attention, positions, state.cache, hidden=self.value_head is not None
+        )
+        changed = torch.tensor([bool(t) for t in new_tokens], device=device)
+        state.logits = torch.where(changed[:, None], logits[:, -1, : self.vocab_size].float(), state.logits)
+        if self.value_head is not None and hidden is not None:
+            values = self.value_head(hidden[:, -1])
+            state.values = values if state.values is None else torch.where(changed, values, state.values)
+        state.cache = cache
+        state.attention = attention
+        state.next_position = state.next_position + chunk_mask.sum(-1)
+        for i, new in enumerate(new_tokens):
+            state.ids[i].extend(new)
+
+    def _splice_fresh_rows(self, state: _StepState, rows: list[list[int]], fresh: list[int]) -> None:
+        """Encode the rows in ``fresh`` from scratch and write them into the right end of their cache rows."""
+        part = self._rebuilt(None, [rows[i] for i in fresh])
+        width = part.attention.shape[1]
+        columns = state.attention.shape[1]
+        if columns < width:  # room for the longest new row: masked columns on the left of every row
+            extra = width - columns
+            state.attention = torch.cat(
+                [torch.zeros((len(rows), extra), dtype=torch.bool, device=self.device), state.attention], 1
+            )
+            for layer in state.cache.layers:
+                layer.keys = torch.cat([layer.keys.new_zeros(_widened(layer.keys, extra)), layer.keys], 2)
+                layer.values = torch.cat(
+                    [layer.values.new_zeros(_widened(layer.values, extra)), layer.values], 2
+                )
+            columns = width
+        index = torch.tensor(fresh, dtype=torch.long, device=self.device)
+        for layer, new in zip(state.cache.layers, part.cache.layers):
+            layer.keys[index, :, columns - width :] = new.keys.to(layer.keys.dtype)
+            layer.values[index, :, columns - width :] = new.values.to(layer.values.dtype)
+            layer.keys[index, :, : columns - width] = 0
+            layer.values[index, :, : columns - width] = 0
+        state.attention[index] = False
+        state.attention[index, columns - width :] = part.attention
+        state.next_position[index] = part.next_position
+        state.logits[index] = part.logits
+        if part.values is not None:
+            state.values = part.values.new_zeros(len(rows)) if state.values is None else state.values
+            state.values[index] = part.values
+        for i in fresh:
+            state.ids[i] = list(rows[i])
+
+    def _rebuilt(self, state: _StepState | None, rows: list[list[int]]) -> _StepState:
+        """Encode every row afresh into a compact cache (the first step, or resets left columns behind)."""
         device = self.device
         input_ids, attention = _left_pad(rows, self.pad_token_id, device)
         logits, cache, hidden = self._forward(
@@ -755,6 +801,25 @@ class LMPolicy(nn.Module):
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
+
+
+def _spliceable(cache: Any) -> bool:
+    """Whether ``cache`` holds one ``[batch, heads, columns, dim]`` key and value tensor per layer."""
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(
+        isinstance(getattr(layer, "keys", None), torch.Tensor)
+        and isinstance(getattr(layer, "values", None), torch.Tensor)
+        and layer.keys.dim() == 4
+        and not getattr(layer, "is_sliding", False)
+        for layer in layers
+    )
+
+
+def _widened(tensor: torch.Tensor, extra: int) -> tuple[int, ...]:
+    """The shape of ``extra`` zero columns to put before ``tensor``'s sequence axis (axis 2)."""
+    shape = list(tensor.shape)
+    shape[2] = extra
+    return tuple(shape)
 
 
 def _check_prompts(prompts: Sequence[str]) -> list[str]:

@@ -299,6 +299,32 @@ def test_step_interface_under_a_vector_env_with_autoreset(policy):
     assert max(forwards_per_row) <= 2 * obs.shape[1] + 32
 
 
+def test_a_reset_row_is_spliced_in_without_widening_every_row(policy):
+    """A new episode is encoded on its own: the cache grows by one column per step, not by a prompt."""
+    from codegym.agents.policy import _spliceable
+
+    envs = gym.make_vec("codegym/Arith-Token-v0", num_envs=4, tokenizer=policy.tokenizer, max_new_tokens=3)
+    obs, _ = envs.reset(seed=3)
+    policy.reset_steps()
+    gen = torch.Generator().manual_seed(2)
+    columns, resets = [], 0
+    for _ in range(12):
+        before = policy._step_state
+        known = [list(r) for r in before.ids] if before is not None else None
+        step = policy.step(obs)
+        rows = [[int(t) for t in obs[row] if t < policy.vocab_size] for row in range(4)]
+        if known is not None:
+            resets += sum(rows[i][: len(known[i])] != known[i] for i in range(4))
+        for row in range(4):
+            assert torch.allclose(step.logits[row], full_logits(policy, rows[row]), atol=1e-4)
+        columns.append((policy._step_state.attention.shape[1], max(len(r) for r in rows)))
+        obs, _, _, _, _ = envs.step(policy.act(obs, generator=gen))
+    envs.close()
+    assert _spliceable(policy._step_state.cache) and resets >= 4
+    for (previous, _), (now, longest) in zip(columns, columns[1:]):
+        assert now <= max(previous + 1, longest), columns
+
+
 def test_act_respects_the_action_mask(policy):
     obs = {"ids": np.array([5, 6, 7]), "action_mask": np.zeros(policy.vocab_size, dtype=np.int8)}
     obs["action_mask"][[11, 42]] = 1
