@@ -24,6 +24,12 @@ _EXPORTS: dict[str, str] = {
     "PPOConfig": "codegym.agents.ppo",
     "ExpertIteration": "codegym.agents.expert_iteration",
     "ExpertIterationConfig": "codegym.agents.expert_iteration",
+    "Candidate": "codegym.agents.search",
+    "RerankReport": "codegym.agents.search",
+    "Verifier": "codegym.agents.search",
+    "lever_scores": "codegym.agents.search",
+    "rerank_evaluate": "codegym.agents.search",
+    "train_verifier": "codegym.agents.search",
     "RunConfig": "codegym.agents.train",
     "run_training": "codegym.agents.train",
 }

@@ -829,10 +829,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", default=None, metavar="FILE", help="write the Markdown table here")
     p.add_argument("--device", default="auto", help="device of a language model (default auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--rerank",
+        default="none",
+        metavar="METHOD",
+        help="none (default: pass@k), or visible-tests, verifier, lever (comma-separated for several): "
+        "pick one of the n samples per task and report pass@1 after reranking beside plain pass@1 and "
+        "pass@n (-k is not used); see docs/agents.md",
+    )
+    p.add_argument(
+        "--verifier",
+        default=None,
+        metavar="DIR",
+        help="a verifier made by `codegym train-verifier` (needed by --rerank verifier and lever)",
+    )
+    p.add_argument(
+        "--lm-prob",
+        default="sequence",
+        choices=["sequence", "mean"],
+        help="LEVER's p_LM: the sequence probability (LEVER's, default) or exp of the mean token log-prob",
+    )
     p.set_defaults(func=_cmd_eval)
 
 
 def _cmd_eval(args: argparse.Namespace, *, evaluate_fn: Callable[..., EvalReport] | None = None) -> int:
+    rerank = getattr(args, "rerank", "none")
+    if rerank != "none":
+        try:
+            from codegym.agents import search
+        except ImportError as exc:
+            print(f"error: --rerank needs {exc.name or exc}: pip install 'codegym[train]'", file=sys.stderr)
+            return 2
+        try:
+            methods = search.parse_methods(rerank)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if methods:
+            return search.run_eval_command(args, methods)
     run = evaluate_fn or evaluate
     try:
         report = run(

@@ -7,8 +7,9 @@ Subcommands:
     pretrain  make the embedded default model (``codegym pretrain --help``)
     eval      pass@k of a model on a suite (``codegym eval --help``)
     train     train an LLM policy with PPO or REINFORCE (``codegym train --help``)
+    train-verifier  train the verifier of ``eval --rerank verifier|lever`` (``codegym train-verifier --help``)
 
-The last four live in ``codegym.agents`` and need the ``train`` extra.
+The last five live in ``codegym.agents`` and need the ``train`` extra.
 """
 
 from __future__ import annotations
@@ -136,6 +137,9 @@ _EXTRA_COMMANDS.extend(
         _agents_command("pretrain", "codegym.agents.pretrain", "make the embedded default model"),
         _agents_command("eval", "codegym.agents.evaluation", "pass@k of a model on a suite"),
         _agents_command("train", "codegym.agents.train", "train an LLM policy with PPO or REINFORCE"),
+        _agents_command(
+            "train-verifier", "codegym.agents.search", "train a verifier for eval --rerank verifier|lever"
+        ),
     ]
 )
 
