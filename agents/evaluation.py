@@ -765,7 +765,9 @@ def parse_k(text: str) -> list[int]:
 
 
 def parse_suite_args(items: Sequence[str]) -> dict[str, Any]:
-    """Parse ``--suite-arg key=value`` items: ints (``n=500``), int lists (``difficulty=1,2,3``), else text.
+    """Parse ``--suite-arg key=value`` items: ints, int lists, booleans (true/false), else text.
+
+    ``n=500`` -> 500, ``difficulty=1,2,3`` -> [1, 2, 3], ``examples_only=true`` -> True.
 
     Raises:
         ValueError: for an item without ``=`` or with an empty key.
@@ -792,6 +794,8 @@ def _parse_value(text: str) -> Any:
         if all(p is not None for p in parts):
             return parts
         return text
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     value = number(text)
     return text if value is None else value
 

@@ -91,6 +91,8 @@ def parse_suite_kwargs(text: str) -> dict[str, Any]:
 
 
 def _number(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     for kind in (int, float):
         try:
             return kind(text)
