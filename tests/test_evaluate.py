@@ -477,3 +477,4 @@ def test_parsers():
         "path": "a,b.jsonl",
         "name": "x",
     }
+    assert parse_suite_args(["examples_only=true", "flag=False"]) == {"examples_only": True, "flag": False}

@@ -162,3 +162,16 @@ def test_a_killed_expert_iteration_run_resumes_exactly(tmp_path):
     config_json = json.loads((resumed_dir.path / "config.json").read_text())
     assert config_json["run"]["algo"] == "expert-iteration"
     assert not (resumed_dir.path / "reference").exists()  # no KL term, no reference saved
+
+
+def test_suite_kwargs_text_parses_numbers_lists_and_booleans():
+    from codegym.agents.train import parse_suite_kwargs
+
+    assert parse_suite_kwargs("n=500,seed=1,difficulty=1;2;3,examples_only=true,x=0.5,name=a") == {
+        "n": 500,
+        "seed": 1,
+        "difficulty": [1, 2, 3],
+        "examples_only": True,
+        "x": 0.5,
+        "name": "a",
+    }
