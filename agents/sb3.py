@@ -88,6 +88,7 @@ def train(
     max_new_tokens: int = 6,
     eval_episodes: int = 20,
     verbose: int = 0,
+    callback: Any = None,
 ) -> TrainReport:
     """Train ``algo`` ("maskable" or "ppo") on the fixed task and evaluate the greedy policy.
 
@@ -99,6 +100,7 @@ def train(
         max_new_tokens: The token budget of an episode.
         eval_episodes: Greedy episodes of the evaluation.
         verbose: SB3's verbosity.
+        callback: An SB3 callback passed to ``model.learn`` (e.g. to record every episode's verdict).
 
     Returns:
         A :class:`TrainReport` with the greedy success rate and the program written.
@@ -132,7 +134,7 @@ def train(
         from stable_baselines3 import PPO
 
         model = PPO("MlpPolicy", env, **hyper)
-    model.learn(total_timesteps=timesteps)
+    model.learn(total_timesteps=timesteps, callback=callback)
     eval_env = make_env(task_id, seed + 1, max_new_tokens)
     rate, program = evaluate(model, eval_env, eval_episodes, masked=algo == "maskable")
     env.close()
