@@ -13,9 +13,9 @@ Nothing here knows CodeGym beyond ``gym.make``, ``reset``, ``step`` and the obse
   from the prompt text. A rule of two lines that a random agent would need luck to stumble on.
 
 It prints the first ``--show`` episodes of each agent (task, program, verdict, reward), then the mean
-reward and the hidden-test pass rate of each, and saves a bar chart. Check (exit status 1 when it
-fails): on an arith env the hand-written agent passes every episode and beats the random agents; the
-plot is written. ``--quick`` plays 8 episodes per agent.
+reward, the hidden-test pass rate and the sandbox's verdicts of each, and saves a bar chart of the
+verdicts. Check (exit status 1 when it fails): on an arith env the hand-written agent passes every
+episode and beats the random agents; the plot is written. ``--quick`` plays 8 episodes per agent.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,14 @@ import codegym  # noqa: F401  (registers the codegym/* ids)
 GUESS = "def f(x):\n    return x\n"
 
 
-@dataclass
 class Results:
-    """Per-episode rewards and hidden-test verdicts of one agent."""
+    """Per-episode rewards, hidden-test verdicts and sandbox statuses of one agent."""
 
-    agent: str
-    rewards: list[float] = field(default_factory=list)
-    passed: list[bool] = field(default_factory=list)
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        self.rewards: list[float] = []
+        self.passed: list[bool] = []
+        self.statuses: list[str] = []  # the sandbox's verdicts: passed, failed, syntax_error, ...
 
     @property
     def mean_reward(self) -> float:
@@ -94,6 +94,7 @@ def play(env_id: str, agent: str, episodes: int, seed: int, use_mask: bool = Tru
             t += 1
         out.rewards.append(episode_reward)
         out.passed.append(bool(info.get("passed")))
+        out.statuses.append(str(info.get("status")))
         if episode < show:
             print(env.render())
             ending = "truncated" if truncated else "terminated"
@@ -108,21 +109,22 @@ def run(env_id: str, episodes: int, seed: int, use_mask: bool = True, verbose: b
 
 
 def plot(results: list[Results], env_id: str, path: Path) -> None:
-    """Bar chart: mean reward and hidden-test pass rate of each agent."""
+    """Stacked bars: the share of each agent's programs per sandbox verdict."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = np.arange(len(results))
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=120)
-    ax.bar(x - 0.2, [r.mean_reward for r in results], 0.4, label="mean episode reward")
-    ax.bar(x + 0.2, [r.pass_rate for r in results], 0.4, label="hidden-test pass rate")
-    ax.set_xticks(x, [r.agent for r in results])
-    ax.set_ylim(0, 1.1)
-    ax.set_title(f"{env_id}: {len(results[0].rewards)} episodes per agent")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend()
+    verdicts = sorted({v for r in results for v in r.statuses}, key=lambda v: (v != "passed", v))
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), dpi=120)
+    bottom = np.zeros(len(results))
+    for verdict in verdicts:
+        share = np.array([np.mean([v == verdict for v in r.statuses]) for r in results])
+        ax.bar([r.agent for r in results], share, bottom=bottom, label=verdict)
+        bottom += share
+    ax.set_ylabel("share of programs")
+    ax.set_title(f"{env_id}: the sandbox's verdicts ({len(results[0].statuses)} episodes each)", fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -151,9 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     unmasked.agent = "random (no mask)" if token_level else "random (fixed guess)"
     results.append(unmasked)
 
-    print(f"{'agent':20s} {'mean reward':>12s} {'pass rate':>10s}   ({episodes} episodes each, {args.env})")
+    print(
+        f"{'agent':20s} {'mean reward':>12s} {'pass rate':>10s}   verdicts "
+        f"({episodes} episodes each, {args.env})"
+    )
     for r in results:
-        print(f"{r.agent:20s} {r.mean_reward:12.3f} {r.pass_rate:10.0%}")
+        counts = ", ".join(f"{v} {r.statuses.count(v)}" for v in sorted(set(r.statuses)))
+        print(f"{r.agent:20s} {r.mean_reward:12.3f} {r.pass_rate:10.0%}   {counts}")
     plot(results, args.env, args.out)
     print(f"plot: {args.out}")
     failures = []

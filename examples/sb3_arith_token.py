@@ -17,7 +17,7 @@ the share of its training episodes that passed and that were syntax errors, and 
 curves (``--out``). Checks (exit status 1 when one fails): no masked program was a syntax error, the
 unmasked agent wrote some, the plot is written, and (full run) MaskablePPO's greedy success is >= 90%.
 
-Run: ``python examples/sb3_arith_token.py --timesteps 20000 --seed 0`` (about two minutes on a laptop
+Run: ``python examples/sb3_arith_token.py --timesteps 20000 --seed 0`` (about 1.5 minutes on a laptop
 CPU) or ``--quick`` (2,048 steps per agent, about 15 s).
 """
 
