@@ -106,20 +106,27 @@ def run_best_of_n(name: str, budget: int, seed: int) -> dict:
 
     suite, examples_only, _ = SUITES[name]
     started = time.perf_counter()
-    verifier, training = train_verifier(
-        "default",
-        suite,
-        n=BEST_OF,
-        suite_kwargs={**TRAIN_KWARGS, "examples_only": examples_only},
-        limit=max(1, budget // BEST_OF),
-        seed=seed,
-        progress=True,
-    )
+    methods: tuple[str, ...] = ("visible-tests", "verifier", "lever")
+    try:
+        verifier, training = train_verifier(
+            "default",
+            suite,
+            n=BEST_OF,
+            suite_kwargs={**TRAIN_KWARGS, "examples_only": examples_only},
+            limit=max(1, budget // BEST_OF),
+            seed=seed,
+            progress=True,
+        )
+        training_info = training.to_dict()
+    except ValueError as exc:  # e.g. no passing sample at all: a verifier of one class cannot be fitted
+        print(f"no verifier: {exc}", flush=True)
+        verifier, methods = None, ("visible-tests",)
+        training_info = {"error": str(exc), "num_samples": budget // BEST_OF * BEST_OF}
     fit_s = time.perf_counter() - started
     report = rerank_evaluate(
         "default",
         suite,
-        methods=("visible-tests", "verifier", "lever"),
+        methods=methods,
         n=BEST_OF,
         verifier=verifier,
         suite_kwargs={**HELDOUT_KWARGS, "examples_only": examples_only},
@@ -132,18 +139,17 @@ def run_best_of_n(name: str, budget: int, seed: int) -> dict:
         method: {row["task_id"]: float(row["chosen_passed"][method]) for row in data["tasks"]}
         for method in report.methods
     }
-    training_info = training.to_dict()
     return {
         "executed": int(training_info.get("num_samples", budget)),
         "wall_s": time.perf_counter() - started,
         "fit_s": fit_s,
         "test_samples": BEST_OF,
         "before": report.pass_at_1,
-        "after": report.reranked["lever"],
+        "after": report.reranked[methods[-1]],
         "pass_at_n": report.pass_at_n,
         "reranked": dict(report.reranked),
         "before_tasks": before,
-        "after_tasks": chosen["lever"],
+        "after_tasks": chosen[methods[-1]],
         "method_tasks": chosen,
         "num_tasks": report.num_tasks,
         "verifier": {k: v for k, v in training_info.items() if isinstance(v, (int, float, str))},
