@@ -130,14 +130,14 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="budget 256 on a small held-out set (CI)")
     p.add_argument("--budget", type=int, default=None, help="executed programs per method (default 4096)")
     p.add_argument(
-        "--out", default="runs/rl_vs_search/rl_vs_search.png", help="the plot (runs and results go beside it)"
+        "--out", default="runs/examples/rl_vs_search.png", help="the plot (its numbers go beside it as JSON)"
     )
     args = p.parse_args()
     budget = args.budget or (256 if args.quick else 4096)
     heldout_n = 120 if args.quick else 600  # the test split of n=600 is 107 tasks; of n=120, about 20
     heldout = {"n": heldout_n, "seed": 1, "difficulty": [1, 2, 3]}
     plot_path = Path(args.out)
-    out = plot_path.parent
+    out = plot_path.parent / f"{plot_path.stem}_runs"  # the training runs and the rerank table
     out.mkdir(parents=True, exist_ok=True)
     heldout_text = f"n={heldout_n},seed=1,difficulty=1;2;3"
 
@@ -155,7 +155,7 @@ def main() -> int:
     print(f"  best-of-8, visible tests      {100 * b['visible-tests']:5.1f}%  (8 test-time samples per task)")
     print(f"  best-of-8, verifier (LEVER)   {100 * b['lever']:5.1f}%  ({b['executed']:,} labelled programs)")
     print(f"  pass@8 (ceiling of reranking) {100 * b['pass_at_n']:5.1f}%")
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_path.with_suffix(".json").write_text(json.dumps({"budget": budget, **results}, indent=2) + "\n")
     plot(results, plot_path, budget)
 
     failures = []
@@ -175,6 +175,10 @@ def main() -> int:
     for failure in failures:
         print(f"CHECK FAILED: {failure}", file=sys.stderr)
     print(f"plot: {plot_path}")
+    print(
+        f"checks: budgets equal, pass rates in range, no reranker above pass@8, plot written: "
+        f"{'FAILED' if failures else 'OK'}"
+    )
     return 1 if failures else 0
 
 

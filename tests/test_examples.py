@@ -86,3 +86,17 @@ def test_ppo_vs_reinforce_quick(tmp_path):
     assert "checks: curves complete, variances finite, plot written: OK" in out
     data = json.loads((tmp_path / "learners.json").read_text())
     assert set(data["variance"]["stats"]) == {"none", "moving_average", "rloo", "grpo"}
+
+
+@pytest.mark.slow
+def test_rl_vs_search_quick(tmp_path):
+    require("transformers", "train")
+    out = run_example("rl_vs_search.py", tmp_path / "methods.png")
+    for line in ("REINFORCE-GRPO", "expert iteration", "best-of-8, visible tests", "pass@8 (ceiling"):
+        assert f"  {line}" in out
+    assert "checks: budgets equal, pass rates in range, no reranker above pass@8, plot written: OK" in out
+    data = json.loads((tmp_path / "methods.json").read_text())
+    assert (
+        data["budget"] == 256 and data["reinforce"]["executed"] == data["expert-iteration"]["executed"] == 256
+    )
+    assert data["best-of-n"]["lever"] <= data["best-of-n"]["pass_at_n"]
