@@ -91,7 +91,7 @@ def test_ppo_vs_reinforce_quick(tmp_path):
 @pytest.mark.slow
 def test_rl_vs_search_quick(tmp_path):
     require("transformers", "train")
-    out = run_example("rl_vs_search.py", tmp_path / "methods.png")
+    out = run_example("rl_vs_search.py", tmp_path / "methods.png", timeout=600)
     for line in ("REINFORCE-GRPO", "expert iteration", "best-of-8, visible tests", "pass@8 (ceiling"):
         assert f"  {line}" in out
     assert "checks: budgets equal, pass rates in range, no reranker above pass@8, plot written: OK" in out
