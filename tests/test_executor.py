@@ -379,8 +379,11 @@ def test_crashed_zygote_is_a_sandbox_error_then_recovers(monkeypatch: pytest.Mon
         real_send = ZygoteProcess.send_bytes
 
         def send_then_die(self: ZygoteProcess, frame: bytes) -> None:
-            real_send(self, frame)
+            # Killed before the frame arrives: with the kill after the send, a loaded machine could let
+            # the zygote fork the run first, and the orphaned child still reported "passed".
             self.proc.kill()
+            self.proc.wait()
+            real_send(self, frame)
 
         monkeypatch.setattr(ZygoteProcess, "send_bytes", send_then_die)
         r = ex.run(ADD, ADD.reference)
